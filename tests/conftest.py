@@ -1,0 +1,44 @@
+"""Shared fixtures: a fake clock, and a check that no test leaves asyncio tasks behind."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "gpu"
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    now: float = 1000.0
+    epoch: float = 1_800_000_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.epoch + self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+async def _no_leftover_tasks() -> AsyncIterator[None]:
+    """Every task a test starts must be finished or cancelled by the time it ends."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    for task in left:
+        task.cancel()
+    assert not left, f"tasks left running: {[t.get_name() for t in left]}"

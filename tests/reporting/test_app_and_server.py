@@ -1,0 +1,162 @@
+"""The running watcher behind a real aiohttp server: endpoints, exit codes, queue overflow."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import FakeClock
+from tests.waiting import until
+from watcher.actions.actions import ActionConfig, Actions
+from watcher.app import Watcher
+from watcher.config.settings import DEFAULT_ACTIONS
+from watcher.monitor import Emit
+from watcher.policy.policy import Policy, PolicyConfig
+from watcher.reporting.board import StatusBoard
+from watcher.reporting.server import HttpServer, build_app
+from watcher.state.ledger import Ledger
+from watcher.types import Action, FaultClass, Finding, Severity
+
+
+class ScriptedMonitor:
+    """A monitor whose findings, health and fate the test decides."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.go = asyncio.Event()
+        self.to_emit: list[Finding] = []
+        self.fail: Exception | None = None
+        self.ok = True
+
+    async def run(self, emit: Emit) -> None:
+        await self.go.wait()
+        self.ready.set()
+        if self.fail is not None:
+            raise self.fail
+        for finding in self.to_emit:
+            emit(finding)
+        await asyncio.Event().wait()
+
+    def healthy(self) -> tuple[bool, str]:
+        return self.ok, "fine" if self.ok else "lost its source"
+
+    def status(self) -> dict[str, Any]:
+        return {"files": 0}
+
+    def counters(self) -> dict[str, float]:
+        return {"bytes_scanned": 1234}
+
+
+def finding(severity: Severity = Severity.FATAL, reason: str = "Boom") -> Finding:
+    return Finding("scripted", reason, severity, FaultClass.TRANSIENT, "it broke", 1.0, ("boom",))
+
+
+def build(
+    tmp_path: Path, clock: FakeClock, monitor: ScriptedMonitor, queue_size: int = 10
+) -> Watcher:
+    ledger = Ledger(tmp_path)
+    config = PolicyConfig(88, False, 3, 3600, 0, DEFAULT_ACTIONS, Action.HOLD)
+
+    def no_cursors() -> Callable[[], object]:
+        return lambda: None
+
+    actions = Actions(
+        ActionConfig(88, tmp_path / "term", 1.0),
+        ledger=ledger,
+        clock=clock,
+        save_cursors=no_cursors,
+    )
+    return Watcher(
+        monitors=[monitor], policy=Policy(config, ledger, clock), actions=actions, ledger=ledger,
+        board=StatusBoard(clock), clock=clock, queue_size=queue_size, save_cursors=no_cursors,
+        start_info={"mode": "fresh"},
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[tuple[Watcher, ScriptedMonitor, str]]:
+    monitor = ScriptedMonitor()
+    watcher = build(tmp_path, clock, monitor)
+    server = HttpServer(build_app(watcher, watcher.metrics.registry), "127.0.0.1", 0)
+    port = await server.start()
+    yield watcher, monitor, f"http://127.0.0.1:{port}"
+    await server.stop()
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+async def run_until(watcher: Watcher, stop: asyncio.Event) -> int:
+    async with asyncio.timeout(5):
+        return await watcher.run(stop)
+
+
+async def test_fatal_finding_makes_run_return_the_restart_code(
+    served: tuple[Watcher, ScriptedMonitor, str],
+) -> None:
+    watcher, monitor, base = served
+    monitor.to_emit = [finding(Severity.WARNING, "Meh"), finding()]
+    monitor.go.set()
+    assert await run_until(watcher, asyncio.Event()) == 88
+    status, text = await get(f"{base}/metrics")
+    assert status == 200
+    labels = 'fault_class="transient",reason="Boom",severity="fatal",source="scripted"'
+    assert f"watcher_findings_total{{{labels}}} 1.0" in text
+    assert 'watcher_decisions_total{action="restart",dry_run="false"} 1.0' in text
+    assert "watcher_scripted_bytes_scanned_total 1234.0" in text
+    assert 'watcher_build_info{version="0.1.0"} 1.0' in text
+
+
+async def test_readiness_health_and_status(served: tuple[Watcher, ScriptedMonitor, str]) -> None:
+    watcher, monitor, base = served
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        assert (await get(f"{base}/readyz"))[0] == 503
+        monitor.to_emit = [finding(Severity.WARNING, "Meh")]
+        monitor.go.set()
+        await asyncio.wait_for(monitor.ready.wait(), 5)
+        assert (await get(f"{base}/readyz"))[0] == 200
+        assert (await get(f"{base}/healthz"))[0] == 200
+        monitor.ok = False
+        status, body = await get(f"{base}/healthz")
+        assert status == 503
+        assert "lost its source" in body
+        await until(lambda: watcher.board.decisions)
+        status, body = await get(f"{base}/status")
+        assert '"state": "watching"' in body
+        assert '"reason": "Meh"' in body
+        assert '"max_restarts": 3' in body
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 5) == 0
+
+
+async def test_a_dying_monitor_ends_the_run_with_exit_1(tmp_path: Path, clock: FakeClock) -> None:
+    monitor = ScriptedMonitor()
+    monitor.fail = RuntimeError("observer thread died")
+    monitor.go.set()
+    assert await run_until(build(tmp_path, clock, monitor), asyncio.Event()) == 1
+
+
+async def test_stop_wins_and_gives_zero(tmp_path: Path, clock: FakeClock) -> None:
+    stop = asyncio.Event()
+    stop.set()
+    assert await run_until(build(tmp_path, clock, ScriptedMonitor()), stop) == 0
+
+
+async def test_a_full_queue_drops_and_counts(tmp_path: Path, clock: FakeClock) -> None:
+    watcher = build(tmp_path, clock, ScriptedMonitor(), queue_size=2)
+    for _ in range(5):
+        watcher.emit(finding(Severity.WARNING))
+    assert watcher.dropped == 3
+    assert watcher.status()["findings_dropped"] == 3

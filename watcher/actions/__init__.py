@@ -1,0 +1,1 @@
+"""Carry out decisions: last words, then the exit code (or a hold)."""

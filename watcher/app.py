@@ -1,0 +1,170 @@
+"""The running watcher: monitors -> queue -> policy -> actions, observed by the reporters.
+
+`Watcher.run` returns the exit code; it never exits itself. It ends when a decision asks
+for an exit, when ``stop`` is set (SIGTERM: exit 0, whatever is pending), or when a
+monitor dies (exit 1: the sidecar alone restarts and resumes from its cursors, rather
+than running blind).
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from watcher import __version__, exitcodes
+from watcher.actions.actions import Actions
+from watcher.blocking import call_with_deadline
+from watcher.clock import Clock
+from watcher.monitor import Monitor
+from watcher.policy.policy import Policy
+from watcher.reporting.board import StatusBoard
+from watcher.reporting.metrics import Metrics
+from watcher.state.ledger import Ledger
+from watcher.types import Finding
+
+log = logging.getLogger(__name__)
+
+CURSOR_SAVE_INTERVAL = 5.0
+"""Seconds between cursor saves while running (only written when they changed)."""
+STOP_TIMEOUT = 1.0
+"""Deadline for cancelled tasks to finish on the way out."""
+LEDGER_SHOWN = 20
+"""Latest ledger entries shown in /status."""
+
+
+class Watcher:
+    """Owns the queue between monitors and the policy, and the task lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        monitors: Sequence[Monitor],
+        policy: Policy,
+        actions: Actions,
+        ledger: Ledger,
+        board: StatusBoard,
+        clock: Clock,
+        queue_size: int,
+        save_cursors: Callable[[], Callable[[], object]],
+        start_info: dict[str, Any],
+    ) -> None:
+        self.monitors = list(monitors)
+        self.policy = policy
+        self.actions = actions
+        self.ledger = ledger
+        self.board = board
+        self.clock = clock
+        self.metrics = Metrics(self.monitors, self.restarts_in_window)
+        self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
+        self._save_cursors = save_cursors
+        self._start_info = start_info
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.dropped = 0
+
+    def emit(self, finding: Finding) -> None:
+        """Monitors call this. Never blocks: a full queue drops and counts."""
+        self.metrics.finding(finding)
+        self.board.finding(finding)
+        try:
+            self._queue.put_nowait(finding)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self.metrics.dropped.inc()
+
+    async def run(self, stop: asyncio.Event) -> int:
+        self._tasks = [
+            asyncio.create_task(m.run(self.emit), name=f"monitor-{m.name}") for m in self.monitors
+        ]
+        consumer = asyncio.create_task(self._consume(), name="policy")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        saver = asyncio.create_task(self._save_periodically(), name="cursor-saver")
+        self._tasks += [consumer, stopper, saver]
+        try:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            return self._outcome(done, consumer, stopper)
+        finally:
+            await self._shutdown()
+
+    def _outcome(
+        self, done: set[asyncio.Task[Any]], consumer: asyncio.Task[Any], stopper: asyncio.Task[Any]
+    ) -> int:
+        if stopper in done:
+            log.info("stop requested: exiting 0")
+            return exitcodes.CLEAN
+        if consumer in done and consumer.exception() is None:
+            return int(consumer.result())
+        for task in done:
+            error = task.exception() if not task.cancelled() else None
+            log.error(
+                "task %s ended unexpectedly: exiting 1",
+                task.get_name(),
+                exc_info=error,
+                extra={"fields": {"task": task.get_name()}},
+            )
+        return exitcodes.INTERNAL_ERROR
+
+    async def _consume(self) -> int:
+        while True:
+            finding = await self._queue.get()
+            decision = self.policy.decide(finding)
+            self.metrics.decision(decision)
+            self.board.decision(decision)
+            if self.policy.holding is not None:
+                self.metrics.holding.set(1)
+            code = await self.actions.carry_out(decision)
+            if code is not None:
+                return code
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(CURSOR_SAVE_INTERVAL)
+            try:
+                await call_with_deadline(self._save_cursors(), CURSOR_SAVE_INTERVAL, "cursors")
+            except (OSError, TimeoutError) as exc:
+                log.warning("cannot save read cursors: %s", exc)
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_TIMEOUT)
+
+    def restarts_in_window(self) -> int:
+        window = self.policy.config.restart_window
+        now = self.clock.wall()
+        return sum(1 for e in self.ledger.actions("restart") if now - e.time < window)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        monitors = {m.name: m.healthy() for m in self.monitors}
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        ok = all(good for good, _ in monitors.values()) and not dead
+        body = {name: {"ok": good, "detail": detail} for name, (good, detail) in monitors.items()}
+        return ok, {"ok": ok, "monitors": body, "dead_tasks": dead}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        ready = {m.name: m.ready.is_set() for m in self.monitors}
+        ok = all(ready.values())
+        return ok, {"ok": ok, "monitors": ready}
+
+    def status(self) -> dict[str, Any]:
+        config = self.policy.config
+        holding = self.policy.holding
+        return {
+            "version": __version__,
+            "state": "holding" if holding else ("dry_run" if config.dry_run else "watching"),
+            "holding": None if holding is None else holding.explanation,
+            "start": self._start_info,
+            "budget": {
+                "restarts_in_window": self.restarts_in_window(),
+                "max_restarts": config.max_restarts,
+                "window_s": config.restart_window,
+                "min_uptime_s": config.min_uptime,
+            },
+            "monitors": {m.name: {**m.status(), "healthy": m.healthy()[0]} for m in self.monitors},
+            "recent_findings": list(self.board.findings),
+            "recent_decisions": list(self.board.decisions),
+            "ledger": [asdict(entry) for entry in self.ledger.entries[-LEDGER_SHOWN:]],
+            "findings_dropped": self.dropped,
+        }

@@ -1,0 +1,112 @@
+"""`pod-watcher run | check | version`: the only place that exits the process."""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from watcher import __version__, exitcodes
+from watcher.config.load import Config, ConfigError, load_config
+from watcher.config.preflight import preflight
+
+log = logging.getLogger("watcher")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `pod-watcher` script and `python -m watcher`."""
+    args = _parser().parse_args(argv)
+    sys.exit(_dispatch(args.command or "run"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pod-watcher",
+        description="Watch a workload's logs; exit with the restart code on a fatal fault. "
+        "Configured with WATCHER_* environment variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="watch until a fatal fault or SIGTERM (the default)")
+    commands.add_parser("check", help="validate the configuration and print it as JSON")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def _dispatch(command: str) -> int:
+    if command == "version":
+        print(f"pod-watcher {__version__}")
+        return exitcodes.CLEAN
+    try:
+        config = load_config()
+        problems = preflight(config.settings)
+        if problems:
+            raise ConfigError(problems)
+    except ConfigError as exc:
+        return _config_error(exc)
+    if command == "check":
+        print(json.dumps(_effective(config), indent=2, default=str))
+        return exitcodes.CLEAN
+    return _run(config)
+
+
+def _config_error(exc: ConfigError) -> int:
+    lines = [f"pod-watcher: configuration error: {problem}" for problem in exc.problems]
+    print("\n".join(lines), file=sys.stderr)
+    _leave_termination_message("\n".join(lines) + "\n")
+    return exitcodes.CONFIG_ERROR
+
+
+def _leave_termination_message(message: str) -> None:
+    """Best effort: show the configuration error in `kubectl describe pod` too."""
+    path = os.environ.get("WATCHER_TERMINATION_LOG", "/dev/termination-log").strip()
+    if not path:
+        return
+    with contextlib.suppress(OSError):
+        Path(path).write_text(message[:4000], "utf-8")
+
+
+def _effective(config: Config) -> dict[str, object]:
+    settings = config.settings.model_dump(mode="json", exclude={"rules"})
+    return {
+        "settings": settings,
+        "rules": [rule.summary() for rule in config.rules],
+        "warnings": list(config.warnings),
+    }
+
+
+def _run(config: Config) -> int:
+    from watcher.reporting.logs import setup_logging
+
+    setup_logging(config.settings.log_format, config.settings.log_level)
+    for warning in config.warnings:
+        log.warning(warning)
+    try:
+        return asyncio.run(_serve(config))
+    except ConfigError as exc:
+        return _config_error(exc)
+    except Exception:
+        log.exception("internal error: exiting 1")
+        return exitcodes.INTERNAL_ERROR
+
+
+async def _serve(config: Config) -> int:
+    from watcher.clock import SystemClock
+    from watcher.service import serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, stop, signum)
+    return await serve(config, stop, SystemClock())
+
+
+def _on_signal(stop: asyncio.Event, signum: int) -> None:
+    if stop.is_set():  # a second signal: stop waiting for anything
+        os._exit(exitcodes.CLEAN)
+    log.info("received %s", signal.Signals(signum).name)
+    stop.set()

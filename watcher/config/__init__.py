@@ -1,0 +1,1 @@
+"""Configuration: environment variables, the optional file, and start-up checks."""

@@ -1,0 +1,160 @@
+"""Every knob of the watcher, with its environment variable, default and meaning.
+
+Each field is `WATCHER_<FIELD>` in the environment (nested fields with `__`, e.g.
+`WATCHER_ACTIONS__HARDWARE=hold`) and `<field>` in the file named by `WATCHER_CONFIG`.
+The environment overrides the file. `load.py` turns validation errors into messages
+that name the variable or file key.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from watcher import exitcodes
+from watcher.rules.rule import Rule
+from watcher.types import Action, FaultClass
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A list given as ``a,b,c`` in the environment and as a list in the file."""
+
+DEFAULT_ACTIONS: dict[FaultClass, Action] = {
+    FaultClass.TRANSIENT: Action.RESTART,
+    FaultClass.APPLICATION: Action.RESTART,
+    FaultClass.INFRASTRUCTURE: Action.RESTART,
+    FaultClass.HANG: Action.RESTART,
+    FaultClass.HARDWARE: Action.EVICT,
+}
+ACTIONABLE = (Action.RESTART, Action.EVICT, Action.HOLD, Action.WARN)
+
+
+def _actionable(action: Action) -> Action:
+    if action not in ACTIONABLE:
+        allowed = ", ".join(a.value for a in ACTIONABLE)
+        raise ValueError(f"{action.value!r} is not one of {allowed}")
+    return action
+
+
+ClassAction = Annotated[Action, AfterValidator(_actionable)]
+
+GpuBackend = Literal["auto", "off", "nvml", "nvidia-smi", "dcgm"]
+
+
+class WatcherSettings(BaseSettings):
+    """The effective configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHER_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        use_attribute_docstrings=True,
+    )
+
+    log_paths: CommaList = ()
+    """Comma-separated globs of log files to watch (`**` crosses directories)."""
+    state_dir: Path | None = None
+    """Required. Directory for the ledger and read cursors: an emptyDir survives restarts."""
+    restart_exit_code: int = 88
+    """Exit code that triggers the Pod's RestartAllContainers rule. Not 0, 1, 2 or >= 128."""
+    termination_log: Path | None = Path("/dev/termination-log")
+    """Where the reason is written before exiting (Kubernetes shows it); empty disables."""
+    http_host: str = "0.0.0.0"
+    """Address of the health and metrics server."""
+    http_port: int = Field(default=9188, ge=0, le=65535)
+    """Port of /healthz, /readyz, /status and /metrics; 0 picks a free port (logged)."""
+    dry_run: bool = False
+    """Decide and report, but never exit or act for a fault ("would exit 88 because ...")."""
+    max_restarts: int = Field(default=3, ge=0)
+    """In-place restarts allowed within `restart_window`; one more is refused."""
+    restart_window: float = Field(default=3600.0, gt=0)
+    """Seconds over which `max_restarts` is counted."""
+    min_uptime: float = Field(default=0.0, ge=0)
+    """Refuse a restart sooner than this many seconds after the previous one (0: off)."""
+    budget_exhausted_action: Literal[Action.HOLD, Action.EVICT] = Action.HOLD
+    """What to do instead of a refused restart. `evict` needs the Kubernetes API (holds without)."""
+    actions: dict[FaultClass, ClassAction] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+    """Action per fault class, e.g. `WATCHER_ACTIONS__HARDWARE=hold`."""
+    config: Path | None = None
+    """Optional YAML or JSON file with any of these settings, rules included."""
+    rule_packs: CommaList = ("all",)
+    """Built-in rule packs to load: `all`, `none`, or a comma-separated list of names."""
+    rules: tuple[Rule, ...] = ()
+    """Your own rules: a JSON list here, a YAML list in the file. A built-in rule with the
+    same reason is replaced."""
+    disable_rules: CommaList = ()
+    """Comma-separated reasons of built-in rules to turn off."""
+    gpu: GpuBackend = "auto"
+    """GPU monitor backend: auto, off, nvml, nvidia-smi, dcgm. Only `auto` and `off` work yet."""
+    start_position: Literal["end", "start"] = "end"
+    """Where to begin in files that exist at the first start: their `end` or their `start`."""
+    poll_interval: float = Field(default=2.0, gt=0, le=60)
+    """Seconds between safety-net re-stats of the watched files (in case inotify is silent)."""
+    fallback_poll_interval: float = Field(default=0.25, gt=0, le=60)
+    """Polling interval once inotify was caught missing a change."""
+    rotate_wait: float = Field(default=5.0, ge=0)
+    """Seconds to keep draining a rotated or deleted file a writer may still hold open."""
+    max_line_bytes: int = Field(default=1 << 20, ge=4096)
+    """Longest line kept whole; a longer one is scanned in pieces of this size."""
+    read_chunk_bytes: int = Field(default=1 << 20, ge=4096)
+    """Bytes read and scanned per step."""
+    max_files: int = Field(default=256, ge=1)
+    """Most files followed at once (each holds an open descriptor)."""
+    last_words_timeout: float = Field(default=5.0, gt=0)
+    """Deadline in seconds for everything between a decision and the exit."""
+    queue_size: int = Field(default=1024, ge=1)
+    """Findings waiting for the policy; more are dropped and counted."""
+    log_format: Literal["json", "text"] = "json"
+    """`json` lines for machines, `text` for people."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("log_paths", "rule_packs", "disable_rules", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("termination_log", "state_dir", "config", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("restart_exit_code")
+    @classmethod
+    def _usable_exit_code(cls, value: int) -> int:
+        if value in exitcodes.RESERVED:
+            raise ValueError(
+                f"{value} is reserved (0 clean stop, 1 internal error, 2 configuration error)"
+            )
+        if not 0 < value < exitcodes.SIGNAL_BASE:
+            raise ValueError(
+                f"{value} is outside 3..127: 128 and above mean 'killed by a signal' "
+                "(137 OOM kill, 143 SIGTERM)"
+            )
+        return value
+
+    @field_validator("actions", mode="after")
+    @classmethod
+    def _complete_actions(cls, value: dict[FaultClass, Action]) -> dict[FaultClass, Action]:
+        return {**DEFAULT_ACTIONS, **value}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The config file's content arrives as init arguments (see load.py) and must lose
+        # to the environment, so the environment comes first.
+        return env_settings, init_settings

@@ -1,0 +1,1 @@
+"""The log source: follow files matching globs with inotify and scan what they gain."""

@@ -1,0 +1,26 @@
+"""Turn raw log bytes into evidence text fit for a log line, an Event or a termination message."""
+
+import re
+
+MAX_EVIDENCE = 1024
+"""Characters of one evidence line kept; a longer line is cut around the match."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def evidence_line(line: bytes, match_start: int = 0, limit: int = MAX_EVIDENCE) -> str:
+    """Decode a line (invalid UTF-8 replaced), escape control bytes, cut to ``limit``.
+
+    A long line keeps a little context before the match and as much as fits after it.
+    """
+    line = line.removesuffix(b"\r")
+    if len(line) > limit:
+        start = max(0, min(match_start - limit // 8, len(line) - limit))
+        prefix = "…" if start > 0 else ""
+        suffix = "…" if start + limit < len(line) else ""
+        line = line[start : start + limit]
+    else:
+        prefix = suffix = ""
+    text = line.decode("utf-8", "replace")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return prefix + text + suffix

@@ -1,0 +1,152 @@
+"""Which files are followed, by name and by inode, and what rotation did to them.
+
+Everything here is decided from `stat()`, never from which event arrived: events only
+say "look at this path again". So lost, merged or reordered inotify events cannot leave
+the bookkeeping wrong, only late.
+"""
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from watcher.logs.globs import GlobSet
+from watcher.logs.tail import FileId, Tail
+from watcher.state.cursors import Cursor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPolicy:
+    """How to position a file when we first open it."""
+
+    from_end: bool
+    """Begin at the end of files that exist at start (else at their beginning)."""
+    resume: dict[str, Cursor]
+    """Saved cursors by path, used when the inode still matches."""
+
+
+class TrackedFiles:
+    """The open tails, found by path and by inode, plus orphans still being drained."""
+
+    def __init__(self, globs: GlobSet, *, max_files: int, max_line: int, chunk: int) -> None:
+        self.globs = globs
+        self.max_files = max_files
+        self._max_line = max_line
+        self._chunk = chunk
+        self.by_path: dict[str, Tail] = {}
+        self.by_id: dict[FileId, Tail] = {}
+        self.refused: set[str] = set()
+        """Matching paths not followed because ``max_files`` was reached."""
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def tails(self) -> list[Tail]:
+        return list(self.by_id.values())
+
+    def orphans(self) -> Iterator[Tail]:
+        return (tail for tail in self.by_id.values() if tail.orphaned_at is not None)
+
+    def open_existing(self, policy: OpenPolicy) -> list[Tail]:
+        """Follow every file the globs match now; positions follow ``policy``."""
+        opened = []
+        for path in self.globs.expand():
+            cursor = policy.resume.get(path)
+            tail = self._open(path, from_end=policy.from_end, cursor=cursor)
+            if tail is not None:
+                opened.append(tail)
+        return opened
+
+    def reconcile(self, path: str, now: float) -> Tail | None:
+        """Look at ``path`` again; return the tail that may have news for it.
+
+        Handles: a name now pointing at another inode (rotation, delete-and-recreate),
+        a name gone (delete, rename away), a followed inode showing up under a new name
+        (rename within the directory), and a new matching file (read from its start).
+        """
+        tail = self.by_path.get(path)
+        st = _stat(path)
+        if tail is not None and (st is None or FileId.of(st) != tail.file_id):
+            self._orphan(tail, now)
+        if st is None:
+            return tail
+        known = self.by_id.get(FileId.of(st))
+        if known is not None:
+            if known.orphaned_at is not None and self.globs.matches(path):
+                self._rebind(known, path)
+            return known
+        if not self.globs.matches(path):
+            return tail
+        return self._open(path, from_end=False, cursor=None)
+
+    def discover(self, now: float) -> list[Tail]:
+        """Open matching files we do not follow yet (after a directory appeared)."""
+        found = []
+        for path in self.globs.expand():
+            if path not in self.by_path:
+                tail = self.reconcile(path, now)
+                if tail is not None:
+                    found.append(tail)
+        return found
+
+    def forget(self, tail: Tail) -> None:
+        """Stop following an orphan for good."""
+        self.by_id.pop(tail.file_id, None)
+        if self.by_path.get(tail.path) is tail:
+            del self.by_path[tail.path]
+        tail.close()
+
+    def close(self) -> None:
+        for tail in self.tails():
+            self.forget(tail)
+
+    def cursors(self) -> dict[str, Cursor]:
+        """Where each followed (non-orphaned) file was scanned up to."""
+        cursors = {}
+        for path, tail in self.by_path.items():
+            offset = tail.lines.next_offset
+            cursors[path] = Cursor(
+                tail.file_id.dev, tail.file_id.ino, tail.offset if offset is None else offset
+            )
+        return cursors
+
+    def _open(self, path: str, *, from_end: bool, cursor: Cursor | None) -> Tail | None:
+        if len(self.by_id) >= self.max_files:
+            if path not in self.refused:
+                self.refused.add(path)
+                log.warning(
+                    "too many files: not following this one",
+                    extra={"fields": {"path": path, "max_files": self.max_files}},
+                )
+            return None
+        resume = None if cursor is None else (FileId(cursor.dev, cursor.ino), cursor.offset)
+        tail = Tail.open(
+            path, from_end=from_end, resume=resume, max_line=self._max_line, chunk=self._chunk
+        )
+        if tail is None:
+            return None
+        self.by_path[path] = tail
+        self.by_id[tail.file_id] = tail
+        return tail
+
+    def _orphan(self, tail: Tail, now: float) -> None:
+        if self.by_path.get(tail.path) is tail:
+            del self.by_path[tail.path]
+        if tail.orphaned_at is None:
+            tail.orphaned_at = now
+
+    def _rebind(self, tail: Tail, path: str) -> None:
+        tail.path = path
+        tail.orphaned_at = None
+        self.by_path[path] = tail
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None

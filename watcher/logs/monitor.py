@@ -1,0 +1,258 @@
+"""The log monitor: follow the files, scan what they gain, report rule matches.
+
+One task does all the reading, so no file is ever read by two coroutines at once. It
+wakes when inotify reports a change, and on a safety-net tick that re-stats every file
+in case inotify stayed silent (NFS, FUSE, some container file systems). If a file grows
+twice in a row with no event for it, the monitor says so and polls at a short interval.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.clock import Clock
+from watcher.logs.evidence import evidence_line
+from watcher.logs.files import OpenPolicy, TrackedFiles
+from watcher.logs.globs import GlobSet
+from watcher.logs.lines import Block
+from watcher.logs.tail import FileId, Tail
+from watcher.logs.watch import Changes, Deliver, FsWatcher, InotifyWatcher
+from watcher.monitor import Emit
+from watcher.rules.matcher import LineHit, RuleMatcher
+from watcher.state.cursors import Cursor
+from watcher.types import Finding
+
+log = logging.getLogger(__name__)
+
+WatcherFactory = Callable[[asyncio.AbstractEventLoop, Deliver], FsWatcher]
+SILENT_TICKS = 2
+"""Ticks in a row a file may grow without an event before we stop trusting inotify."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    poll_interval: float
+    fallback_poll_interval: float
+    rotate_wait: float
+
+
+class LogMonitor:
+    """Follows files matching globs and emits a finding for each rule that matches."""
+
+    name = "log"
+
+    def __init__(
+        self,
+        *,
+        files: TrackedFiles,
+        matcher: RuleMatcher,
+        open_policy: OpenPolicy,
+        timing: Timing,
+        clock: Clock,
+        watcher_factory: WatcherFactory = InotifyWatcher,
+    ) -> None:
+        self._files = files
+        self._globs: GlobSet = files.globs
+        self._matcher = matcher
+        self._open_policy = open_policy
+        self._timing = timing
+        self._clock = clock
+        self._watcher_factory = watcher_factory
+        self._watcher: FsWatcher | None = None
+        self._changes = Changes()
+        self._wake = asyncio.Event()
+        self._evented: set[FileId] = set()
+        self._silent: dict[FileId, int] = {}
+        self.polling = False
+        """True once inotify was caught missing changes: poll at the short interval."""
+        self.ready = asyncio.Event()
+        self.bytes_scanned = 0
+        self.lines_scanned = 0
+        self.last_data_at: float | None = None
+
+    async def run(self, emit: Emit) -> None:
+        loop = asyncio.get_running_loop()
+        self._watcher = self._watcher_factory(loop, self._on_changes)
+        try:
+            self._watcher.set_roots(self._globs.watch_roots())
+            self._watcher.start()
+            opened = self._files.open_existing(self._open_policy)
+            log.info(
+                "following log files",
+                extra={
+                    "fields": {"files": [t.path for t in opened], "globs": self._globs.patterns}
+                },
+            )
+            await self._drain(set(opened), emit)
+            self.ready.set()
+            await self._loop(emit)
+        finally:
+            self._watcher.stop()
+            self._files.close()
+
+    def cursors(self) -> dict[str, Cursor]:
+        return self._files.cursors()
+
+    def healthy(self) -> tuple[bool, str]:
+        if self._watcher is None or not self.ready.is_set():
+            return False, "starting"
+        if not self._watcher.is_alive() and not self.polling:
+            return False, "the inotify observer thread died"
+        return True, "polling" if self.polling else "inotify"
+
+    def counters(self) -> dict[str, float]:
+        return {"bytes_scanned": self.bytes_scanned, "lines_scanned": self.lines_scanned}
+
+    def status(self) -> dict[str, Any]:
+        now = self._clock.monotonic()
+        return {
+            "mode": "polling" if self.polling else "inotify",
+            "globs": list(self._globs.patterns),
+            "files": [_tail_status(tail, now) for tail in self._files.tails()],
+            "not_followed": sorted(self._files.refused),
+            "bytes_scanned": self.bytes_scanned,
+            "lines_scanned": self.lines_scanned,
+            "last_data_age_s": None if self.last_data_at is None else now - self.last_data_at,
+        }
+
+    def _on_changes(self, changes: Changes) -> None:
+        self._changes.paths |= changes.paths
+        self._changes.directories_changed |= changes.directories_changed
+        self._wake.set()
+
+    async def _loop(self, emit: Emit) -> None:
+        next_tick = self._clock.monotonic() + self._interval()
+        while True:
+            delay = next_tick - self._clock.monotonic()
+            if delay > 0 and not self._wake.is_set():
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+            self._wake.clear()
+            changes, self._changes = self._changes, Changes()
+            touched = self._apply(changes)
+            if self._clock.monotonic() >= next_tick:
+                touched |= self._tick()
+                next_tick = self._clock.monotonic() + self._interval()
+            await self._drain(touched, emit)
+            await self._expire_orphans(emit)
+
+    def _interval(self) -> float:
+        busy = self.polling or any(True for _ in self._files.orphans())
+        return self._timing.fallback_poll_interval if busy else self._timing.poll_interval
+
+    def _apply(self, changes: Changes) -> set[Tail]:
+        now = self._clock.monotonic()
+        touched: set[Tail] = set()
+        if changes.directories_changed:
+            touched |= self._replan()
+        for path in changes.paths:
+            tail = self._files.reconcile(path, now)
+            if tail is not None:
+                touched.add(tail)
+                self._evented.add(tail.file_id)
+        return touched | set(self._files.orphans())
+
+    def _replan(self) -> set[Tail]:
+        if self._watcher is not None:
+            self._watcher.set_roots(self._globs.watch_roots())
+        return set(self._files.discover(self._clock.monotonic()))
+
+    def _tick(self) -> set[Tail]:
+        """The safety net: re-stat everything, and notice when inotify stays silent."""
+        now = self._clock.monotonic()
+        touched = self._replan()
+        for path in list(self._files.by_path):
+            self._files.reconcile(path, now)
+        for tail in self._files.tails():
+            if not tail.has_news():
+                self._silent.pop(tail.file_id, None)
+                continue
+            touched.add(tail)
+            if tail.file_id not in self._evented and tail.orphaned_at is None:
+                self._note_silence(tail)
+        self._evented.clear()
+        return touched
+
+    def _note_silence(self, tail: Tail) -> None:
+        streak = self._silent[tail.file_id] = self._silent.get(tail.file_id, 0) + 1
+        if streak >= SILENT_TICKS and not self.polling:
+            self.polling = True
+            log.warning(
+                "a file grows without inotify events; polling every %ss from now on",
+                self._timing.fallback_poll_interval,
+                extra={"fields": {"path": tail.path}},
+            )
+
+    async def _drain(self, tails: set[Tail], emit: Emit) -> None:
+        for tail in sorted(tails, key=lambda t: t.path):
+            while tail.fd >= 0:
+                try:
+                    block, more = tail.read_once()
+                except OSError as exc:
+                    log.warning(
+                        "cannot read", extra={"fields": {"path": tail.path, "error": str(exc)}}
+                    )
+                    break
+                if block is not None:
+                    self._scan(tail, block, emit)
+                if not more:
+                    break
+                await asyncio.sleep(0)  # a long backlog must not starve the health server
+
+    async def _expire_orphans(self, emit: Emit) -> None:
+        now = self._clock.monotonic()
+        for tail in list(self._files.orphans()):
+            assert tail.orphaned_at is not None
+            if now - tail.orphaned_at < self._timing.rotate_wait:
+                continue
+            await self._drain({tail}, emit)
+            block = tail.lines.flush()
+            if block is not None:
+                self._scan(tail, block, emit)
+            self._files.forget(tail)
+
+    def _scan(self, tail: Tail, block: Block, emit: Emit) -> None:
+        self.bytes_scanned += block.end - block.seen
+        self.lines_scanned += block.data.count(b"\n", block.seen, block.end)
+        self.last_data_at = self._clock.monotonic()
+        first: dict[str, tuple[LineHit, int]] = {}
+        for hit in self._matcher.scan(block.data, block.end, block.seen):
+            earlier = first.get(hit.rule.reason)
+            first[hit.rule.reason] = (earlier[0], earlier[1] + 1) if earlier else (hit, 1)
+        for hit, count in first.values():
+            emit(self._finding(tail, block, hit, count))
+
+    def _finding(self, tail: Tail, block: Block, hit: LineHit, count: int) -> Finding:
+        rule = hit.rule
+        return Finding(
+            source=self.name,
+            reason=rule.reason,
+            severity=rule.severity,
+            fault_class=rule.fault_class,
+            message=rule.description or f"log line matched rule {rule.reason}",
+            at=self._clock.monotonic(),
+            evidence=(evidence_line(hit.line, hit.match_start),),
+            file=tail.path,
+            offset=block.base + hit.line_start,
+            occurrences=count,
+            min_count=rule.count,
+            window_s=rule.window,
+            action=rule.action,
+        )
+
+
+def _tail_status(tail: Tail, now: float) -> dict[str, Any]:
+    return {
+        "path": tail.path,
+        "inode": str(tail.file_id),
+        "offset": tail.offset,
+        "pending_bytes": tail.lines.pending,
+        "truncations": tail.truncations,
+        "cut_lines": tail.lines.cut_lines,
+        "rotated_for_s": None if tail.orphaned_at is None else now - tail.orphaned_at,
+    }

@@ -1,0 +1,124 @@
+"""One followed log file: an open descriptor, an offset, and the unfinished last line.
+
+A tail follows an *inode*, not a name. After a rename rotation it keeps reading the old
+inode through its descriptor (a writer may still hold it open) while a new tail follows
+the new file at the old name.
+"""
+
+import contextlib
+import os
+import stat
+from dataclasses import dataclass
+
+from watcher.logs.lines import Block, LineAssembler
+
+SIGNATURE_BYTES = 32
+"""Bytes just before the offset remembered to notice a copytruncate followed by a
+rewrite past our offset, which the size alone cannot reveal."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileId:
+    """Identity of a file, independent of its name."""
+
+    dev: int
+    ino: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "FileId":
+        return cls(st.st_dev, st.st_ino)
+
+    def __str__(self) -> str:
+        return f"{self.dev}:{self.ino}"
+
+
+class Tail:
+    """Reads what one file gained since the last read, a chunk at a time."""
+
+    def __init__(
+        self, path: str, fd: int, file_id: FileId, offset: int, *, max_line: int, chunk: int
+    ) -> None:
+        self.path = path
+        self.fd = fd
+        self.file_id = file_id
+        self.offset = offset
+        self.chunk = chunk
+        self.lines = LineAssembler(max_line)
+        self.orphaned_at: float | None = None
+        """Monotonic time the file left its watched name (rotated or deleted)."""
+        self.truncations = 0
+        self._signature = b""
+        if offset > 0:
+            length = min(SIGNATURE_BYTES, offset)
+            self._signature = os.pread(fd, length, offset - length)
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        from_end: bool,
+        resume: tuple[FileId, int] | None,
+        max_line: int,
+        chunk: int,
+    ) -> "Tail | None":
+        """Open ``path``; None if it vanished or is not a regular file.
+
+        ``resume`` (a saved inode and offset) wins over ``from_end`` when it is the same
+        inode; if that inode shrank below the offset it was truncated, so read it whole.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        file_id = FileId.of(st)
+        if resume is not None and resume[0] == file_id:
+            offset = resume[1] if 0 <= resume[1] <= st.st_size else 0
+        else:
+            offset = st.st_size if from_end else 0
+        return cls(path, fd, file_id, offset, max_line=max_line, chunk=chunk)
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def has_news(self) -> bool:
+        """Whether a read would return anything, or the file was truncated."""
+        return self.size() != self.offset
+
+    def read_once(self) -> tuple[Block | None, bool]:
+        """Read one chunk. Returns the whole lines it completes and whether more may follow."""
+        self._check_truncation()
+        data = os.pread(self.fd, self.chunk, self.offset)
+        if not data:
+            return None, False
+        start = self.offset
+        self.offset += len(data)
+        tail = data[-SIGNATURE_BYTES:]
+        if len(tail) < SIGNATURE_BYTES:
+            tail = (self._signature + tail)[-SIGNATURE_BYTES:]
+        self._signature = tail
+        return self.lines.feed(data, start), len(data) == self.chunk
+
+    def _check_truncation(self) -> None:
+        size = self.size()
+        if size >= self.offset and self._signature_holds():
+            return
+        self.truncations += 1
+        self.offset = 0
+        self._signature = b""
+        self.lines.reset()
+
+    def _signature_holds(self) -> bool:
+        if not self._signature:
+            return True
+        at = self.offset - len(self._signature)
+        return os.pread(self.fd, len(self._signature), at) == self._signature
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = -1

@@ -1,0 +1,140 @@
+"""File-system notifications (watchdog's inotify observer) delivered to the event loop.
+
+watchdog calls back on its own thread. The handler only records the paths that changed
+and schedules one delivery on the loop; changes that arrive before the loop runs that
+delivery are merged into it. So a write storm costs one loop wake-up per batch, not one
+per event, and the loop never blocks on the observer.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from watcher.logs.globs import WatchRoot
+
+log = logging.getLogger(__name__)
+
+EVENTS = (
+    FileModifiedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+)
+"""What we listen to. Open/close/attribute events are left out: our own reads cause them."""
+
+
+@dataclass
+class Changes:
+    """What happened since the last delivery."""
+
+    paths: set[str] = field(default_factory=set)
+    directories_changed: bool = False
+
+
+Deliver = Callable[[Changes], None]
+
+
+class FsWatcher(Protocol):
+    """Something that reports changed paths under a set of directories."""
+
+    def start(self) -> None: ...
+
+    def set_roots(self, roots: list[WatchRoot]) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver) -> None:
+        self._loop = loop
+        self._deliver = deliver
+        self._lock = threading.Lock()
+        self._pending: Changes | None = None
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        with self._lock:
+            first = self._pending is None
+            pending = self._pending = self._pending or Changes()
+            if event.is_directory:
+                pending.directories_changed = True
+            pending.paths.add(_text(event.src_path))
+            if event.dest_path:
+                pending.paths.add(_text(event.dest_path))
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._deliver(pending)
+
+
+class InotifyWatcher:
+    """watchdog's observer on the given roots, re-planned whenever the roots change."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Deliver,
+        observer_factory: Callable[[], BaseObserver] | None = None,
+    ) -> None:
+        if observer_factory is None:
+            from watchdog.observers.inotify import InotifyObserver
+
+            observer_factory = InotifyObserver
+        self._observer = observer_factory()
+        self._handler = _Handler(loop, deliver)
+        self._watches: dict[WatchRoot, ObservedWatch] = {}
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def set_roots(self, roots: list[WatchRoot]) -> None:
+        wanted = set(roots)
+        for root in set(self._watches) - wanted:
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(self._watches.pop(root))
+        for root in wanted - set(self._watches):
+            try:
+                self._watches[root] = self._observer.schedule(
+                    self._handler, root.path, recursive=root.recursive, event_filter=list(EVENTS)
+                )
+            except OSError as exc:  # gone already, or out of inotify watches
+                log.warning(
+                    "cannot watch directory",
+                    extra={"fields": {"path": root.path, "error": str(exc)}},
+                )
+
+    def is_alive(self) -> bool:
+        return bool(self._observer.is_alive())
+
+    def stop(self) -> None:
+        self._observer.stop()
+
+
+def _text(path: bytes | str) -> str:
+    return path.decode("utf-8", "surrogateescape") if isinstance(path, bytes) else path

@@ -1,0 +1,96 @@
+"""Scan large byte blocks for rule matches, looking for line boundaries only around hits.
+
+This is GNU grep's trick: one automaton (all include patterns joined into a single RE2
+alternation) runs over the whole block; only where it hits do we find the line around
+the hit, ask an RE2 Set which rules match that line, and apply their excludes. Lines
+that match nothing are never split, decoded or touched by Python code.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from watcher.rules.regex import compile_pattern, compile_set
+from watcher.rules.rule import Rule
+
+_UNANCHORED = re2._Anchor.UNANCHORED  # the wrapper's own constant for an unanchored search
+
+
+@dataclass(frozen=True, slots=True)
+class LineHit:
+    """One rule matching one line."""
+
+    rule: Rule
+    line_start: int
+    """Offset of the line in the scanned block."""
+    line: bytes
+    """The line without its newline."""
+    match_start: int
+    """Offset of the match within ``line``."""
+
+
+class _CompiledRule:
+    __slots__ = ("excludes", "include", "rule")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.include = compile_pattern(rule.effective_pattern)
+        self.excludes = [compile_pattern(p, capture=False) for p in rule.effective_excludes]
+
+    def first_match(self, line: bytes, min_end: int) -> int | None:
+        """Start of the first match ending after ``min_end`` (0: any), unless excluded."""
+        start = None
+        for match in self.include.finditer(line):
+            if match.end() > min_end:
+                start = int(match.start())
+                break
+        if start is None or any(ex.search(line) is not None for ex in self.excludes):
+            return None
+        return start
+
+
+class RuleMatcher:
+    """All rules compiled once; `scan` finds every (rule, line) match in a block."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._compiled = [_CompiledRule(rule) for rule in self.rules]
+        patterns = [rule.effective_pattern for rule in self.rules]
+        self._combined: Any = None
+        self._set: Any = None
+        if patterns:
+            joined = "(?m)" + "|".join(f"(?:{p})" for p in patterns)
+            self._combined = compile_pattern(joined, capture=False)._regexp
+            self._set = compile_set(patterns)
+
+    def scan(self, data: bytes, end: int | None = None, seen: int = 0) -> Iterator[LineHit]:
+        """Yield matches in ``data[:end]``, which must start at a line start.
+
+        ``seen`` bytes at the start were already scanned as the end of a line cut at the
+        length cap: a match lying wholly inside them is not reported again.
+        """
+        if self._combined is None:
+            return
+        end = len(data) if end is None else end
+        pos = 0
+        while pos < end:
+            spans = self._combined.Match(_UNANCHORED, data, pos, end)
+            hit_at = spans[0][0]
+            if hit_at < 0:
+                return
+            line_start = data.rfind(b"\n", pos, hit_at) + 1 or pos
+            line_end = data.find(b"\n", hit_at, end)
+            line_end = end if line_end < 0 else line_end
+            line = data[line_start:line_end]
+            min_end = seen - line_start if line_start < seen else 0
+            yield from self._verify(line, line_start, min_end)
+            pos = line_end + 1
+
+    def _verify(self, line: bytes, line_start: int, min_end: int) -> Iterator[LineHit]:
+        for index in sorted(self._set.Match(line) or ()):  # rule order decides
+            compiled = self._compiled[index]
+            match_start = compiled.first_match(line, min_end)
+            if match_start is not None:
+                yield LineHit(compiled.rule, line_start, line, match_start)

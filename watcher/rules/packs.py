@@ -1,0 +1,78 @@
+"""Built-in rule packs (YAML files shipped inside the package) and the effective rule set."""
+
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from watcher.rules.rule import Rule
+
+
+class RuleSetError(ValueError):
+    """The packs, rules and disabled reasons do not add up to a usable rule set."""
+
+
+def available_packs() -> tuple[str, ...]:
+    """Names of the packs shipped with this version, sorted."""
+    folder = resources.files("watcher.rules") / "packs"
+    names = (entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    return tuple(sorted(name.removesuffix(".yaml") for name in names))
+
+
+@cache
+def load_pack(name: str) -> tuple[Rule, ...]:
+    """The rules of one built-in pack, validated."""
+    if name not in available_packs():
+        raise RuleSetError(f"unknown rule pack {name!r}; available: {', '.join(available_packs())}")
+    text = (resources.files("watcher.rules") / "packs" / f"{name}.yaml").read_text("utf-8")
+    document: Any = yaml.safe_load(text)
+    rules = []
+    for index, raw in enumerate(document["rules"]):
+        try:
+            rules.append(Rule.model_validate({**raw, "pack": name}))
+        except ValidationError as exc:  # a broken pack is a bug in this package
+            raise RuleSetError(f"built-in pack {name} rule #{index}: {exc}") from exc
+    return tuple(rules)
+
+
+def selected_packs(requested: Sequence[str]) -> tuple[str, ...]:
+    """Resolve `all` / `none` / explicit names into pack names."""
+    names = [name.lower() for name in requested]
+    if not names or names == ["none"]:
+        return ()
+    if "all" in names:
+        if len(names) > 1:
+            raise RuleSetError("use `all` alone, or list the packs you want")
+        return available_packs()
+    unknown = [name for name in names if name not in available_packs()]
+    if unknown:
+        raise RuleSetError(
+            f"unknown rule pack(s) {', '.join(unknown)}; available: {', '.join(available_packs())}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def effective_rules(
+    packs: Sequence[str], user_rules: Sequence[Rule], disabled: Sequence[str]
+) -> tuple[Rule, ...]:
+    """Built-in rules of the selected packs, minus disabled ones, then the user's rules.
+
+    A user rule with the same reason as a built-in one replaces it.
+    """
+    seen: set[str] = set()
+    for rule in user_rules:
+        if rule.reason in seen:
+            raise RuleSetError(f"two of your rules have the reason {rule.reason}")
+        seen.add(rule.reason)
+    builtin = [rule for name in selected_packs(packs) for rule in load_pack(name)]
+    known = {rule.reason for rule in builtin}
+    unknown = sorted(set(disabled) - known)
+    if unknown:
+        raise RuleSetError(
+            f"cannot disable {', '.join(unknown)}: no such rule in the selected packs"
+        )
+    kept = [r for r in builtin if r.reason not in disabled and r.reason not in seen]
+    return (*kept, *user_rules)

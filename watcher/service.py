@@ -1,0 +1,135 @@
+"""The composition root: build every part from the configuration and run them.
+
+Every outside dependency (clock, paths, the file watcher) is chosen here and passed
+down; nothing below reads the environment or global state.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from watcher import __version__, exitcodes
+from watcher.actions.actions import ActionConfig, Actions
+from watcher.app import Watcher
+from watcher.blocking import call_with_deadline
+from watcher.clock import Clock
+from watcher.config.load import Config, ConfigError
+from watcher.config.settings import WatcherSettings
+from watcher.logs.files import TrackedFiles
+from watcher.logs.globs import GlobSet
+from watcher.logs.monitor import LogMonitor, Timing
+from watcher.policy.policy import Policy, PolicyConfig
+from watcher.reporting.board import StatusBoard
+from watcher.reporting.server import HttpServer, build_app
+from watcher.rules.matcher import RuleMatcher
+from watcher.state.cursors import CursorSnapshot, CursorStore
+from watcher.state.ledger import Ledger
+from watcher.state.startup import StartPlan, plan_start
+
+log = logging.getLogger("watcher")
+
+FINAL_SAVE_TIMEOUT = 1.0
+
+
+async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
+    """Run the watcher until it decides to exit or ``stop`` is set; return the exit code."""
+    settings = config.settings
+    assert settings.state_dir is not None  # guaranteed by load_config
+    ledger = Ledger(settings.state_dir)
+    ledger.load()
+    store = CursorStore(settings.state_dir)
+    plan = plan_start(ledger, store.load(), settings.start_position)
+    monitor = _log_monitor(config, plan, clock)
+
+    def save_cursors() -> Callable[[], object]:
+        snapshot = CursorSnapshot(monitor.cursors(), plan.acknowledged_restart)
+        return lambda: store.save(snapshot)
+
+    policy = Policy(_policy_config(settings), ledger, clock)
+    actions = Actions(
+        ActionConfig(
+            settings.restart_exit_code, settings.termination_log, settings.last_words_timeout
+        ),
+        ledger=ledger,
+        clock=clock,
+        save_cursors=save_cursors,
+    )
+    start_info = {"mode": plan.mode, "rules": len(config.rules), "version": __version__}
+    watcher = Watcher(
+        monitors=[monitor],
+        policy=policy,
+        actions=actions,
+        ledger=ledger,
+        board=StatusBoard(clock),
+        clock=clock,
+        queue_size=settings.queue_size,
+        save_cursors=save_cursors,
+        start_info=start_info,
+    )
+    server = HttpServer(
+        build_app(watcher, watcher.metrics.registry), settings.http_host, settings.http_port
+    )
+    try:
+        port = await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            [f"WATCHER_HTTP_PORT={settings.http_port}: cannot listen: {exc}"]
+        ) from None
+    log.info(
+        "starting", extra={"fields": {**start_info, "port": port, "dry_run": settings.dry_run}}
+    )
+    announcer = asyncio.create_task(_announce_ready(watcher, port, save_cursors), name="ready")
+    code = exitcodes.INTERNAL_ERROR
+    try:
+        code = await watcher.run(stop)
+    finally:
+        announcer.cancel()
+        if code == exitcodes.CLEAN:
+            await _final_save(save_cursors)
+        await server.stop()
+    return code
+
+
+def _log_monitor(config: Config, plan: StartPlan, clock: Clock) -> LogMonitor:
+    settings = config.settings
+    files = TrackedFiles(
+        GlobSet(settings.log_paths),
+        max_files=settings.max_files,
+        max_line=settings.max_line_bytes,
+        chunk=settings.read_chunk_bytes,
+    )
+    timing = Timing(settings.poll_interval, settings.fallback_poll_interval, settings.rotate_wait)
+    return LogMonitor(
+        files=files,
+        matcher=RuleMatcher(config.rules),
+        open_policy=plan.open_policy,
+        timing=timing,
+        clock=clock,
+    )
+
+
+def _policy_config(settings: WatcherSettings) -> PolicyConfig:
+    return PolicyConfig(
+        restart_exit_code=settings.restart_exit_code,
+        dry_run=settings.dry_run,
+        max_restarts=settings.max_restarts,
+        restart_window=settings.restart_window,
+        min_uptime=settings.min_uptime,
+        actions=settings.actions,
+        budget_exhausted_action=settings.budget_exhausted_action,
+    )
+
+
+async def _announce_ready(
+    watcher: Watcher, port: int, save_cursors: Callable[[], Callable[[], object]]
+) -> None:
+    await asyncio.gather(*(m.ready.wait() for m in watcher.monitors))
+    await _final_save(save_cursors)  # records that this start saw the last restart
+    log.info("ready", extra={"fields": {"port": port}})
+
+
+async def _final_save(save_cursors: Callable[[], Callable[[], object]]) -> None:
+    try:
+        await call_with_deadline(save_cursors(), FINAL_SAVE_TIMEOUT, "cursors")
+    except (OSError, TimeoutError) as exc:
+        log.warning("cannot save read cursors: %s", exc)
