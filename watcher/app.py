@@ -58,7 +58,7 @@ class Watcher:
         self.metrics = Metrics(self.monitors, self.restarts_in_window)
         self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
         self._save_cursors = save_cursors
-        self._start_info = start_info
+        self.start_info = start_info
         self._tasks: list[asyncio.Task[Any]] = []
         self.dropped = 0
 
@@ -155,7 +155,7 @@ class Watcher:
             "version": __version__,
             "state": "holding" if holding else ("dry_run" if config.dry_run else "watching"),
             "holding": None if holding is None else holding.explanation,
-            "start": self._start_info,
+            "start": self.start_info,
             "budget": {
                 "restarts_in_window": self.restarts_in_window(),
                 "max_restarts": config.max_restarts,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from watcher import __version__, exitcodes
+from watcher.actions.termination import LIMIT, truncate_utf8
 from watcher.config.load import Config, ConfigError, load_config
 from watcher.config.preflight import preflight
 
@@ -47,27 +48,30 @@ def _dispatch(command: str) -> int:
         if problems:
             raise ConfigError(problems)
     except ConfigError as exc:
-        return _config_error(exc)
+        return _config_error(exc, leave_message=command == "run")
     if command == "check":
         print(json.dumps(_effective(config), indent=2, default=str))
         return exitcodes.CLEAN
     return _run(config)
 
 
-def _config_error(exc: ConfigError) -> int:
+def _config_error(exc: ConfigError, *, leave_message: bool) -> int:
     lines = [f"pod-watcher: configuration error: {problem}" for problem in exc.problems]
     print("\n".join(lines), file=sys.stderr)
-    _leave_termination_message("\n".join(lines) + "\n")
+    if leave_message:
+        _leave_termination_message("\n".join(lines) + "\n")
     return exitcodes.CONFIG_ERROR
 
 
 def _leave_termination_message(message: str) -> None:
-    """Best effort: show the configuration error in `kubectl describe pod` too."""
+    """Best effort: show the configuration error in `kubectl describe pod` too.
+
+    Only for `run`: `check` on a workstation must not write to /dev/termination-log.
+    """
     path = os.environ.get("WATCHER_TERMINATION_LOG", "/dev/termination-log").strip()
-    if not path:
-        return
-    with contextlib.suppress(OSError):
-        Path(path).write_text(message[:4000], "utf-8")
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).write_text(truncate_utf8(message, LIMIT), "utf-8")
 
 
 def _effective(config: Config) -> dict[str, object]:
@@ -88,7 +92,7 @@ def _run(config: Config) -> int:
     try:
         return asyncio.run(_serve(config))
     except ConfigError as exc:
-        return _config_error(exc)
+        return _config_error(exc, leave_message=True)
     except Exception:
         log.exception("internal error: exiting 1")
         return exitcodes.INTERNAL_ERROR

@@ -29,10 +29,39 @@ from watcher.state.startup import StartPlan, plan_start
 log = logging.getLogger("watcher")
 
 FINAL_SAVE_TIMEOUT = 1.0
+CursorSaver = Callable[[], Callable[[], object]]
+"""Takes a cursor snapshot on the loop and returns the blocking write."""
 
 
 async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
     """Run the watcher until it decides to exit or ``stop`` is set; return the exit code."""
+    watcher, save_cursors = build_watcher(config, clock)
+    settings = config.settings
+    server = HttpServer(
+        build_app(watcher, watcher.metrics.registry), settings.http_host, settings.http_port
+    )
+    try:
+        port = await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            [f"WATCHER_HTTP_PORT={settings.http_port}: cannot listen: {exc}"]
+        ) from None
+    fields = {**watcher.start_info, "port": port, "dry_run": settings.dry_run}
+    log.info("starting", extra={"fields": fields})
+    announcer = asyncio.create_task(_announce_ready(watcher, port, save_cursors), name="ready")
+    code = exitcodes.INTERNAL_ERROR
+    try:
+        code = await watcher.run(stop)
+    finally:
+        announcer.cancel()
+        if code == exitcodes.CLEAN:
+            await _final_save(save_cursors)
+        await server.stop()
+    return code
+
+
+def build_watcher(config: Config, clock: Clock) -> tuple[Watcher, CursorSaver]:
+    """Every part, wired; reads the state directory to decide where reading starts."""
     settings = config.settings
     assert settings.state_dir is not None  # guaranteed by load_config
     ledger = Ledger(settings.state_dir)
@@ -45,49 +74,22 @@ async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
         snapshot = CursorSnapshot(monitor.cursors(), plan.acknowledged_restart)
         return lambda: store.save(snapshot)
 
-    policy = Policy(_policy_config(settings), ledger, clock)
-    actions = Actions(
-        ActionConfig(
-            settings.restart_exit_code, settings.termination_log, settings.last_words_timeout
-        ),
-        ledger=ledger,
-        clock=clock,
-        save_cursors=save_cursors,
+    action_config = ActionConfig(
+        settings.restart_exit_code, settings.termination_log, settings.last_words_timeout
     )
-    start_info = {"mode": plan.mode, "rules": len(config.rules), "version": __version__}
+    actions = Actions(action_config, ledger=ledger, clock=clock, save_cursors=save_cursors)
     watcher = Watcher(
         monitors=[monitor],
-        policy=policy,
+        policy=Policy(_policy_config(settings), ledger, clock),
         actions=actions,
         ledger=ledger,
         board=StatusBoard(clock),
         clock=clock,
         queue_size=settings.queue_size,
         save_cursors=save_cursors,
-        start_info=start_info,
+        start_info={"mode": plan.mode, "rules": len(config.rules), "version": __version__},
     )
-    server = HttpServer(
-        build_app(watcher, watcher.metrics.registry), settings.http_host, settings.http_port
-    )
-    try:
-        port = await server.start()
-    except OSError as exc:
-        raise ConfigError(
-            [f"WATCHER_HTTP_PORT={settings.http_port}: cannot listen: {exc}"]
-        ) from None
-    log.info(
-        "starting", extra={"fields": {**start_info, "port": port, "dry_run": settings.dry_run}}
-    )
-    announcer = asyncio.create_task(_announce_ready(watcher, port, save_cursors), name="ready")
-    code = exitcodes.INTERNAL_ERROR
-    try:
-        code = await watcher.run(stop)
-    finally:
-        announcer.cancel()
-        if code == exitcodes.CLEAN:
-            await _final_save(save_cursors)
-        await server.stop()
-    return code
+    return watcher, save_cursors
 
 
 def _log_monitor(config: Config, plan: StartPlan, clock: Clock) -> LogMonitor:
@@ -120,15 +122,13 @@ def _policy_config(settings: WatcherSettings) -> PolicyConfig:
     )
 
 
-async def _announce_ready(
-    watcher: Watcher, port: int, save_cursors: Callable[[], Callable[[], object]]
-) -> None:
+async def _announce_ready(watcher: Watcher, port: int, save_cursors: CursorSaver) -> None:
     await asyncio.gather(*(m.ready.wait() for m in watcher.monitors))
     await _final_save(save_cursors)  # records that this start saw the last restart
     log.info("ready", extra={"fields": {"port": port}})
 
 
-async def _final_save(save_cursors: Callable[[], Callable[[], object]]) -> None:
+async def _final_save(save_cursors: CursorSaver) -> None:
     try:
         await call_with_deadline(save_cursors(), FINAL_SAVE_TIMEOUT, "cursors")
     except (OSError, TimeoutError) as exc:

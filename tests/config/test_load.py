@@ -192,3 +192,10 @@ def test_preflight_creates_state_dir_and_checks_termination_log(
         p.startswith("WATCHER_STATE_DIR=") and "not a writable directory" in p for p in found
     )
     assert any(p.startswith("WATCHER_TERMINATION_LOG=") and "does not exist" in p for p in found)
+
+
+def test_no_rules_at_all_is_warned_about(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WATCHER_RULE_PACKS", "none")
+    config = load_config()
+    assert config.rules == ()
+    assert any("no log rules" in warning for warning in config.warnings)

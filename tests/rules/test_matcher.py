@@ -81,14 +81,12 @@ def test_end_limits_the_scan() -> None:
     assert list(RuleMatcher(RULES).scan(data, end=5)) == []
 
 
-def test_bytes_already_seen_do_not_match_again() -> None:
-    data = b"worker died and more text without newline"
-    assert scanned(data, RULES) == []
-    matcher = RuleMatcher([Rule(reason="Boom", pattern="boom")])
-    piece = b"xx boom yy"
-    assert [h.rule.reason for h in matcher.scan(piece, seen=0)] == ["Boom"]
-    assert list(matcher.scan(piece, seen=len(piece))) == []
-    assert list(matcher.scan(piece + b" boom", seen=len(piece))) != []
+def test_only_matches_starting_before_the_limit_are_reported() -> None:
+    matcher = RuleMatcher([Rule(reason="Boom", pattern="boom [0-9]+")])
+    piece = b"xx boom 4"
+    assert [h.match_start for h in matcher.scan(piece)] == [3]
+    assert list(matcher.scan(piece, report_before=3)) == []
+    assert [h.match_start for h in matcher.scan(piece, report_before=4)] == [3]
 
 
 def test_invalid_utf8_and_nul_bytes_do_not_disturb_matching() -> None:

@@ -79,6 +79,7 @@ def test_start_plan_modes(tmp_path: Path) -> None:
     cursors = CursorSnapshot({"/a": Cursor(1, 2, 3)}, None)
     resume = plan_start(ledger, cursors, "start")
     assert resume.mode == "resume"
+    assert resume.open_policy.from_end is False  # a file with no cursor is new: read it whole
     assert resume.open_policy.resume == {"/a": Cursor(1, 2, 3)}
 
     ledger.append(LedgerEntry("restart", "R", 1.0))

@@ -61,7 +61,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     problems, rules = _cross_checks(settings, where)
     if problems:
         raise ConfigError(problems)
-    return Config(settings=settings, rules=rules, warnings=tuple(_unknown_variables(environ)))
+    warnings = _unknown_variables(environ)
+    if not rules:
+        warnings.append("no log rules are active (WATCHER_RULE_PACKS=none and no WATCHER_RULES)")
+    return Config(settings=settings, rules=rules, warnings=tuple(warnings))
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:

@@ -134,7 +134,9 @@ class WatcherSettings(BaseSettings):
             raise ValueError(
                 f"{value} is reserved (0 clean stop, 1 internal error, 2 configuration error)"
             )
-        if not 0 < value < exitcodes.SIGNAL_BASE:
+        if value < 0:
+            raise ValueError(f"{value} is negative: exit codes are 0..255, use one of 3..127")
+        if value >= exitcodes.SIGNAL_BASE:
             raise ValueError(
                 f"{value} is outside 3..127: 128 and above mean 'killed by a signal' "
                 "(137 OOM kill, 143 SIGTERM)"

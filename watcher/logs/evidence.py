@@ -5,7 +5,8 @@ import re
 MAX_EVIDENCE = 1024
 """Characters of one evidence line kept; a longer line is cut around the match."""
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+"""C0 and C1 controls (terminal escapes) and the Unicode line separators; tabs stay."""
 
 
 def evidence_line(line: bytes, match_start: int = 0, limit: int = MAX_EVIDENCE) -> str:
@@ -22,5 +23,10 @@ def evidence_line(line: bytes, match_start: int = 0, limit: int = MAX_EVIDENCE) 
     else:
         prefix = suffix = ""
     text = line.decode("utf-8", "replace")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = _CONTROL.sub(_escape, text)
     return prefix + text + suffix
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

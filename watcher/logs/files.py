@@ -38,8 +38,9 @@ class TrackedFiles:
         self._chunk = chunk
         self.by_path: dict[str, Tail] = {}
         self.by_id: dict[FileId, Tail] = {}
-        self.refused: set[str] = set()
-        """Matching paths not followed because ``max_files`` was reached."""
+        self.refused: dict[str, Cursor] = {}
+        """Matching paths not followed because ``max_files`` was reached, with where to
+        start once admitted: where reading would have started when they were refused."""
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -75,12 +76,13 @@ class TrackedFiles:
             return tail
         known = self.by_id.get(FileId.of(st))
         if known is not None:
-            if known.orphaned_at is not None and self.globs.matches(path):
+            moved = known.path != path and not _points_to(known.path, known.file_id)
+            if moved and self.globs.matches(path):
                 self._rebind(known, path)
             return known
         if not self.globs.matches(path):
             return tail
-        return self._open(path, from_end=False, cursor=None)
+        return self._open(path, from_end=False, cursor=self.refused.get(path))
 
     def discover(self, now: float) -> list[Tail]:
         """Open matching files we do not follow yet (after a directory appeared)."""
@@ -116,7 +118,7 @@ class TrackedFiles:
     def _open(self, path: str, *, from_end: bool, cursor: Cursor | None) -> Tail | None:
         if len(self.by_id) >= self.max_files:
             if path not in self.refused:
-                self.refused.add(path)
+                self.refused[path] = _start_cursor(path, from_end, cursor)
                 log.warning(
                     "too many files: not following this one",
                     extra={"fields": {"path": path, "max_files": self.max_files}},
@@ -128,6 +130,7 @@ class TrackedFiles:
         )
         if tail is None:
             return None
+        self.refused.pop(path, None)
         self.by_path[path] = tail
         self.by_id[tail.file_id] = tail
         return tail
@@ -139,9 +142,27 @@ class TrackedFiles:
             tail.orphaned_at = now
 
     def _rebind(self, tail: Tail, path: str) -> None:
+        if self.by_path.get(tail.path) is tail:
+            del self.by_path[tail.path]
         tail.path = path
         tail.orphaned_at = None
         self.by_path[path] = tail
+
+
+def _start_cursor(path: str, from_end: bool, cursor: Cursor | None) -> Cursor:
+    """Where reading a refused file would have started, as a cursor to use on admission."""
+    st = _stat(path)
+    if st is None:
+        return Cursor(0, 0, 0)
+    file_id = FileId.of(st)
+    if cursor is not None and (cursor.dev, cursor.ino) == (file_id.dev, file_id.ino):
+        return cursor
+    return Cursor(file_id.dev, file_id.ino, st.st_size if from_end else 0)
+
+
+def _points_to(path: str, file_id: FileId) -> bool:
+    st = _stat(path)
+    return st is not None and FileId.of(st) == file_id
 
 
 def _stat(path: str) -> os.stat_result | None:

@@ -15,15 +15,19 @@ class Block:
     base: int
     """File offset of ``data[0]``."""
     seen: int = 0
-    """``data[:seen]`` was already scanned as the end of the previous, cut piece."""
+    """``data[:seen]`` was already counted as the end of the previous, cut piece."""
+    report_before: int | None = None
+    """For a cut piece: report only matches starting before this offset. Later ones
+    start in the overlap, which the next piece scans again and reports."""
 
 
 class LineAssembler:
     """Carries the unfinished last line of each read over to the next one.
 
     A line longer than ``max_line`` is scanned in pieces of about that size; the last
-    ``OVERLAP`` bytes of each piece are scanned again with the next so nothing straddling
-    a cut is missed. Memory stays below ``max_line`` plus one read.
+    ``OVERLAP`` bytes of each piece are scanned again with the next, so a match up to
+    ``OVERLAP`` bytes long straddling a cut is found, and reported once: by the piece in
+    which it starts outside the overlap. Memory stays below ``max_line`` plus one read.
     """
 
     def __init__(self, max_line: int) -> None:
@@ -67,8 +71,8 @@ class LineAssembler:
         return self._cut(data, base)
 
     def _cut(self, data: bytes, base: int) -> Block:
-        block = Block(data, len(data), base, self._seen)
         keep = min(OVERLAP, len(data))
+        block = Block(data, len(data), base, self._seen, report_before=len(data) - keep)
         self._carry = data[-keep:]
         self._carry_base = base + len(data) - keep
         self._seen = keep

@@ -71,6 +71,7 @@ class LogMonitor:
         self.bytes_scanned = 0
         self.lines_scanned = 0
         self.last_data_at: float | None = None
+        self._last_cursors: dict[str, Cursor] | None = None
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -90,9 +91,13 @@ class LogMonitor:
             await self._loop(emit)
         finally:
             self._watcher.stop()
+            self._last_cursors = self._files.cursors()
             self._files.close()
 
     def cursors(self) -> dict[str, Cursor]:
+        """How far each file was scanned; after the monitor stopped, where it stopped."""
+        if self._last_cursors is not None:
+            return dict(self._last_cursors)
         return self._files.cursors()
 
     def healthy(self) -> tuple[bool, str]:
@@ -125,6 +130,8 @@ class LogMonitor:
     async def _loop(self, emit: Emit) -> None:
         next_tick = self._clock.monotonic() + self._interval()
         while True:
+            # a new orphan (no events come for it) or polling shortens the wait at once
+            next_tick = min(next_tick, self._clock.monotonic() + self._interval())
             delay = next_tick - self._clock.monotonic()
             if delay > 0 and not self._wake.is_set():
                 try:
@@ -206,9 +213,15 @@ class LogMonitor:
 
     async def _expire_orphans(self, emit: Emit) -> None:
         now = self._clock.monotonic()
-        for tail in list(self._files.orphans()):
-            assert tail.orphaned_at is not None
-            if now - tail.orphaned_at < self._timing.rotate_wait:
+        expired = [
+            tail
+            for tail in self._files.orphans()
+            if tail.orphaned_at is not None and now - tail.orphaned_at >= self._timing.rotate_wait
+        ]
+        if expired:  # one may have moved to a matching name we have not looked at yet
+            self._files.discover(now)
+        for tail in expired:
+            if tail.orphaned_at is None:
                 continue
             await self._drain({tail}, emit)
             block = tail.lines.flush()
@@ -221,7 +234,7 @@ class LogMonitor:
         self.lines_scanned += block.data.count(b"\n", block.seen, block.end)
         self.last_data_at = self._clock.monotonic()
         first: dict[str, tuple[LineHit, int]] = {}
-        for hit in self._matcher.scan(block.data, block.end, block.seen):
+        for hit in self._matcher.scan(block.data, block.end, report_before=block.report_before):
             earlier = first.get(hit.rule.reason)
             first[hit.rule.reason] = (earlier[0], earlier[1] + 1) if earlier else (hit, 1)
         for hit, count in first.values():

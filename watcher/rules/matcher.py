@@ -39,16 +39,14 @@ class _CompiledRule:
         self.include = compile_pattern(rule.effective_pattern)
         self.excludes = [compile_pattern(p, capture=False) for p in rule.effective_excludes]
 
-    def first_match(self, line: bytes, min_end: int) -> int | None:
-        """Start of the first match ending after ``min_end`` (0: any), unless excluded."""
-        start = None
-        for match in self.include.finditer(line):
-            if match.end() > min_end:
-                start = int(match.start())
-                break
-        if start is None or any(ex.search(line) is not None for ex in self.excludes):
+    def first_match(self, line: bytes, before: int) -> int | None:
+        """Start of the first match if it starts before ``before`` and is not excluded."""
+        match = self.include.search(line)
+        if match is None or match.start() >= before:
             return None
-        return start
+        if any(ex.search(line) is not None for ex in self.excludes):
+            return None
+        return int(match.start())
 
 
 class RuleMatcher:
@@ -65,32 +63,33 @@ class RuleMatcher:
             self._combined = compile_pattern(joined, capture=False)._regexp
             self._set = compile_set(patterns)
 
-    def scan(self, data: bytes, end: int | None = None, seen: int = 0) -> Iterator[LineHit]:
+    def scan(
+        self, data: bytes, end: int | None = None, *, report_before: int | None = None
+    ) -> Iterator[LineHit]:
         """Yield matches in ``data[:end]``, which must start at a line start.
 
-        ``seen`` bytes at the start were already scanned as the end of a line cut at the
-        length cap: a match lying wholly inside them is not reported again.
+        With ``report_before``, only matches starting before that offset are reported
+        (the rest of a line cut at the length cap is scanned again with the next piece).
         """
         if self._combined is None:
             return
         end = len(data) if end is None else end
+        limit = end if report_before is None else min(end, report_before)
         pos = 0
-        while pos < end:
+        while pos < limit:
             spans = self._combined.Match(_UNANCHORED, data, pos, end)
             hit_at = spans[0][0]
-            if hit_at < 0:
+            if hit_at < 0 or hit_at >= limit:
                 return
             line_start = data.rfind(b"\n", pos, hit_at) + 1 or pos
             line_end = data.find(b"\n", hit_at, end)
             line_end = end if line_end < 0 else line_end
-            line = data[line_start:line_end]
-            min_end = seen - line_start if line_start < seen else 0
-            yield from self._verify(line, line_start, min_end)
+            yield from self._verify(data[line_start:line_end], line_start, limit - line_start)
             pos = line_end + 1
 
-    def _verify(self, line: bytes, line_start: int, min_end: int) -> Iterator[LineHit]:
+    def _verify(self, line: bytes, line_start: int, before: int) -> Iterator[LineHit]:
         for index in sorted(self._set.Match(line) or ()):  # rule order decides
             compiled = self._compiled[index]
-            match_start = compiled.first_match(line, min_end)
+            match_start = compiled.first_match(line, before)
             if match_start is not None:
                 yield LineHit(compiled.rule, line_start, line, match_start)

@@ -4,7 +4,8 @@
   begin at the end of every file. They still hold the fatal line and the dying
   workload's last errors, which must not trigger again.
 - After the watcher alone restarted (cursors exist, no new restart): resume each file at
-  its saved cursor if it is the same inode, so nothing written meanwhile is missed.
+  its saved cursor if it is the same inode, so nothing written meanwhile is missed; a
+  file with no cursor for its inode appeared after the last save and is read whole.
 - First start ever: the configured position (the end, by default).
 """
 
@@ -34,7 +35,8 @@ def plan_start(
     if last is not None and last.id != acknowledged:
         return StartPlan("after_restart", OpenPolicy(from_end=True, resume={}), last.id)
     if cursors is not None:
-        return StartPlan(
-            "resume", OpenPolicy(from_end=True, resume=dict(cursors.files)), acknowledged
-        )
+        # A file without a cursor for its inode appeared (or was rotated) after the last
+        # save, so all of it was written while the watcher was away: read it whole.
+        policy = OpenPolicy(from_end=False, resume=dict(cursors.files))
+        return StartPlan("resume", policy, acknowledged)
     return StartPlan("fresh", OpenPolicy(from_end=start_position == "end", resume={}), None)
