@@ -26,7 +26,7 @@ from watcher.types import Finding
 log = logging.getLogger(__name__)
 
 CURSOR_SAVE_INTERVAL = 5.0
-"""Seconds between cursor saves while running (only written when they changed)."""
+"""Seconds between cursor saves while logs flow; none while they do not."""
 STOP_TIMEOUT = 1.0
 """Deadline for cancelled tasks to finish on the way out."""
 LEDGER_SHOWN = 20
@@ -48,6 +48,7 @@ class Watcher:
         queue_size: int,
         save_cursors: Callable[[], Callable[[], object]],
         start_info: dict[str, Any],
+        cursors_moved: asyncio.Event | None = None,
     ) -> None:
         self.monitors = list(monitors)
         self.policy = policy
@@ -58,6 +59,7 @@ class Watcher:
         self.metrics = Metrics(self.monitors, self.restarts_in_window)
         self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
         self._save_cursors = save_cursors
+        self._cursors_moved = cursors_moved
         self.start_info = start_info
         self._tasks: list[asyncio.Task[Any]] = []
         self.dropped = 0
@@ -78,8 +80,10 @@ class Watcher:
         ]
         consumer = asyncio.create_task(self._consume(), name="policy")
         stopper = asyncio.create_task(stop.wait(), name="stop")
-        saver = asyncio.create_task(self._save_periodically(), name="cursor-saver")
-        self._tasks += [consumer, stopper, saver]
+        self._tasks += [consumer, stopper]
+        if self._cursors_moved is not None:
+            saver = self._save_periodically(self._cursors_moved)
+            self._tasks.append(asyncio.create_task(saver, name="cursor-saver"))
         try:
             done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
             return self._outcome(done, consumer, stopper)
@@ -116,8 +120,12 @@ class Watcher:
             if code is not None:
                 return code
 
-    async def _save_periodically(self) -> None:
+    async def _save_periodically(self, moved: asyncio.Event) -> None:
+        """Save the cursors at most every CURSOR_SAVE_INTERVAL seconds, and only after
+        they moved: an idle watcher never wakes up for this."""
         while True:
+            await moved.wait()
+            moved.clear()
             await asyncio.sleep(CURSOR_SAVE_INTERVAL)
             try:
                 await call_with_deadline(self._save_cursors(), CURSOR_SAVE_INTERVAL, "cursors")

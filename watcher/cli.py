@@ -1,4 +1,4 @@
-"""`pod-watcher run | check | version`: the only place that exits the process."""
+"""`pod-watcher run | check | rules | replay | version`: the only place that exits."""
 
 import argparse
 import asyncio
@@ -22,7 +22,21 @@ log = logging.getLogger("watcher")
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `pod-watcher` script and `python -m watcher`."""
     args = _parser().parse_args(argv)
-    sys.exit(_dispatch(args.command or "run"))
+    code = _dispatch(args)
+    if (args.command or "run") == "run":
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown of modules and its final garbage collection
+    (measured 56 ms of the 78 ms from fatal line to exit). Everything worth keeping was
+    fsynced by the last words; the log streams are flushed here."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,14 +48,28 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="watch until a fatal fault or SIGTERM (the default)")
     commands.add_parser("check", help="validate the configuration and print it as JSON")
+    rules = commands.add_parser("rules", help="list the effective rules")
+    rules.add_argument("--format", choices=["text", "json"], default="text")
+    replay = commands.add_parser(
+        "replay",
+        help="run the effective rules over files offline; exit 1 if anything fatal matched",
+    )
+    replay.add_argument("--format", choices=["text", "json"], default="text")
+    replay.add_argument("--kind", choices=["log"], default="log", help="what the files hold")
+    replay.add_argument("files", nargs="+", metavar="FILE")
     commands.add_parser("version", help="print the version")
     return parser
 
 
-def _dispatch(command: str) -> int:
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command or "run"
     if command == "version":
         print(f"pod-watcher {__version__}")
         return exitcodes.CLEAN
+    if command in ("rules", "replay"):
+        from watcher.offline import offline_command
+
+        return offline_command(args)
     try:
         config = load_config()
         problems = preflight(config.settings)

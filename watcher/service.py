@@ -88,6 +88,7 @@ def build_watcher(config: Config, clock: Clock) -> tuple[Watcher, CursorSaver]:
         queue_size=settings.queue_size,
         save_cursors=save_cursors,
         start_info={"mode": plan.mode, "rules": len(config.rules), "version": __version__},
+        cursors_moved=monitor.moved,
     )
     return watcher, save_cursors
 

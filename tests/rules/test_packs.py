@@ -54,3 +54,18 @@ def test_duplicate_user_reasons_are_refused() -> None:
     rule = Rule(reason="Mine", pattern="x")
     with pytest.raises(RuleSetError, match="two of your rules"):
         effective_rules([], [rule, rule], [])
+
+
+def test_extra_excludes_extend_a_builtin_rule_by_reason() -> None:
+    rules = effective_rules(["nccl"], [], [], {"ncclerror": ["during shutdown"]})
+    (rule,) = [r for r in rules if r.reason == "NcclError"]
+    assert rule.exclude[-1] == "during shutdown"
+    assert rule.pack == "nccl"
+
+
+def test_extra_excludes_must_name_an_active_rule_and_compile() -> None:
+    with pytest.raises(RuleSetError, match="cannot add excludes to nosuch") as caught:
+        effective_rules(["nccl"], [], [], {"NoSuch": ["x"]})
+    assert caught.value.key == "extra_excludes"
+    with pytest.raises(RuleSetError, match="look-ahead"):
+        effective_rules(["nccl"], [], [], {"NcclError": ["a(?=b)"]})

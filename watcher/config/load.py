@@ -43,11 +43,12 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> Config:
+def load_config(environ: Mapping[str, str] | None = None, *, to_watch: bool = True) -> Config:
     """Read the environment (and `WATCHER_CONFIG`), validate everything, or raise ConfigError.
 
     pydantic-settings reads `os.environ` itself; ``environ`` defaults to it and is used
-    for the config file name and for the names in error messages.
+    for the config file name and for the names in error messages. ``to_watch=False``
+    (offline commands: replay, rules) does not ask for what only watching needs.
     """
     environ = os.environ if environ is None else environ
     file_path, file_data = _read_file(environ.get(f"{PREFIX}CONFIG", "").strip())
@@ -58,7 +59,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([where.describe(err) for err in exc.errors()]) from None
     except SettingsError as exc:
         raise ConfigError([where.describe_settings_error(exc)]) from None
-    problems, rules = _cross_checks(settings, where)
+    problems = _watch_checks(settings, where) if to_watch else []
+    rules, rule_problems = _rules(settings, where)
+    problems += rule_problems
     if problems:
         raise ConfigError(problems)
     warnings = _unknown_variables(environ)
@@ -146,7 +149,7 @@ def _indexable(data: Any, index: int) -> bool:
     return isinstance(data, list) and 0 <= index < len(data) and isinstance(data[index], dict)
 
 
-def _cross_checks(settings: WatcherSettings, where: _Where) -> tuple[list[str], tuple[Rule, ...]]:
+def _watch_checks(settings: WatcherSettings, where: _Where) -> list[str]:
     problems = []
     if settings.state_dir is None:
         problems.append(
@@ -160,14 +163,17 @@ def _cross_checks(settings: WatcherSettings, where: _Where) -> tuple[list[str], 
             f"{where.origin(('gpu',))}: the {settings.gpu} GPU backend is not available in "
             "this version; use auto or off"
         )
-    rules: tuple[Rule, ...] = ()
+    return problems
+
+
+def _rules(settings: WatcherSettings, where: _Where) -> tuple[tuple[Rule, ...], list[str]]:
     try:
-        rules = effective_rules(settings.rule_packs, settings.rules, settings.disable_rules)
+        rules = effective_rules(
+            settings.rule_packs, settings.rules, settings.disable_rules, settings.extra_excludes
+        )
     except RuleSetError as exc:
-        key = "disable_rules" if "disable" in str(exc) else "rule_packs"
-        key = "rules" if "your rules" in str(exc) else key
-        problems.append(f"{where.origin((key,))}: {exc}")
-    return problems, rules
+        return (), [f"{where.origin((exc.key,))}: {exc}"]
+    return rules, []
 
 
 def _unknown_variables(environ: Mapping[str, str]) -> list[str]:

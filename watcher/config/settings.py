@@ -91,11 +91,13 @@ class WatcherSettings(BaseSettings):
     same reason is replaced."""
     disable_rules: CommaList = ()
     """Comma-separated reasons of built-in rules to turn off."""
+    extra_excludes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """More exclude patterns for rules, by reason: `{NcclError: ['my benign variant']}`."""
     gpu: GpuBackend = "auto"
     """GPU monitor backend: auto, off, nvml, nvidia-smi, dcgm. Only `auto` and `off` work yet."""
     start_position: Literal["end", "start"] = "end"
     """Where to begin in files that exist at the first start: their `end` or their `start`."""
-    poll_interval: float = Field(default=2.0, gt=0, le=60)
+    poll_interval: float = Field(default=10.0, gt=0, le=60)
     """Seconds between safety-net re-stats of the watched files (in case inotify is silent)."""
     fallback_poll_interval: float = Field(default=0.25, gt=0, le=60)
     """Polling interval once inotify was caught missing a change."""

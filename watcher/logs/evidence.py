@@ -2,6 +2,8 @@
 
 import re
 
+from watcher.rules.matcher import LineHit
+
 MAX_EVIDENCE = 1024
 """Characters of one evidence line kept; a longer line is cut around the match."""
 
@@ -25,6 +27,20 @@ def evidence_line(line: bytes, match_start: int = 0, limit: int = MAX_EVIDENCE) 
     text = line.decode("utf-8", "replace")
     text = _CONTROL.sub(_escape, text)
     return prefix + text + suffix
+
+
+def evidence_lines(data: bytes, end: int, hit: LineHit) -> tuple[str, ...]:
+    """The matched line, then up to the rule's ``context_lines`` whole lines that follow
+    it in ``data[:end]`` (what arrived with it: a traceback's next lines, CUDA's hints)."""
+    context = hit.rule.context_lines
+    found = [evidence_line(hit.line, hit.match_start)]
+    position = hit.line_start + len(hit.line) + 1
+    while len(found) <= context and position < end:
+        newline = data.find(b"\n", position, end)
+        stop = end if newline < 0 else newline
+        found.append(evidence_line(data[position:stop]))
+        position = stop + 1
+    return tuple(found)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -19,6 +19,14 @@ class Block:
     report_before: int | None = None
     """For a cut piece: report only matches starting before this offset. Later ones
     start in the overlap, which the next piece scans again and reports."""
+    cut_line_at: int | None = None
+    """When ``data``'s first line is the rest of a cut line: the file offset it began at."""
+
+    def line_offset(self, line_start: int) -> int:
+        """File offset of the line that starts at ``line_start`` in ``data``."""
+        if line_start == 0 and self.cut_line_at is not None:
+            return self.cut_line_at
+        return self.base + line_start
 
 
 class LineAssembler:
@@ -35,6 +43,7 @@ class LineAssembler:
         self._carry = b""
         self._carry_base = 0
         self._seen = 0
+        self._cut_line_at: int | None = None
         self.cut_lines = 0
         """How many times a line was cut because it exceeded ``max_line``."""
 
@@ -52,6 +61,7 @@ class LineAssembler:
         """Forget the unfinished line (the file was truncated or replaced)."""
         self._carry = b""
         self._seen = 0
+        self._cut_line_at = None
 
     def feed(self, chunk: bytes, offset: int) -> Block | None:
         """Add ``chunk`` read at file ``offset``; return the whole lines it completes."""
@@ -62,8 +72,9 @@ class LineAssembler:
         newline = data.rfind(b"\n")
         if newline >= 0:
             end = newline + 1
-            block = Block(data, end, base, self._seen)
+            block = Block(data, end, base, self._seen, cut_line_at=self._cut_line_at)
             self._carry, self._carry_base, self._seen = data[end:], base + end, 0
+            self._cut_line_at = None
             return block
         if len(data) <= self.max_line:
             self._carry, self._carry_base = data, base
@@ -72,7 +83,11 @@ class LineAssembler:
 
     def _cut(self, data: bytes, base: int) -> Block:
         keep = min(OVERLAP, len(data))
-        block = Block(data, len(data), base, self._seen, report_before=len(data) - keep)
+        block = Block(
+            data, len(data), base, self._seen, len(data) - keep, cut_line_at=self._cut_line_at
+        )
+        if self._cut_line_at is None:
+            self._cut_line_at = base
         self._carry = data[-keep:]
         self._carry_base = base + len(data) - keep
         self._seen = keep
@@ -83,6 +98,12 @@ class LineAssembler:
         """Hand out the unfinished line as if it were whole (its file is gone for good)."""
         if not self._carry:
             return None
-        block = Block(self._carry, len(self._carry), self._carry_base, self._seen)
+        block = Block(
+            self._carry,
+            len(self._carry),
+            self._carry_base,
+            self._seen,
+            cut_line_at=self._cut_line_at,
+        )
         self.reset()
         return block

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher.clock import Clock
-from watcher.logs.evidence import evidence_line
+from watcher.logs.evidence import evidence_lines
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet
 from watcher.logs.lines import Block
@@ -68,6 +68,8 @@ class LogMonitor:
         self.polling = False
         """True once inotify was caught missing changes: poll at the short interval."""
         self.ready = asyncio.Event()
+        self.moved = asyncio.Event()
+        """Set whenever a read offset moved: the cursors are worth saving again."""
         self.bytes_scanned = 0
         self.lines_scanned = 0
         self.last_data_at: float | None = None
@@ -197,19 +199,24 @@ class LogMonitor:
 
     async def _drain(self, tails: set[Tail], emit: Emit) -> None:
         for tail in sorted(tails, key=lambda t: t.path):
-            while tail.fd >= 0:
-                try:
-                    block, more = tail.read_once()
-                except OSError as exc:
-                    log.warning(
-                        "cannot read", extra={"fields": {"path": tail.path, "error": str(exc)}}
-                    )
-                    break
-                if block is not None:
-                    self._scan(tail, block, emit)
-                if not more:
-                    break
-                await asyncio.sleep(0)  # a long backlog must not starve the health server
+            before = tail.offset
+            await self._drain_one(tail, emit)
+            if tail.offset != before:
+                self.moved.set()
+
+    async def _drain_one(self, tail: Tail, emit: Emit) -> None:
+        while tail.fd >= 0:
+            try:
+                block, more = tail.read_once()
+            except OSError as exc:
+                fields = {"path": tail.path, "error": str(exc)}
+                log.warning("cannot read", extra={"fields": fields})
+                return
+            if block is not None:
+                self._scan(tail, block, emit)
+            if not more:
+                return
+            await asyncio.sleep(0)  # a long backlog must not starve the health server
 
     async def _expire_orphans(self, emit: Emit) -> None:
         now = self._clock.monotonic()
@@ -249,9 +256,9 @@ class LogMonitor:
             fault_class=rule.fault_class,
             message=rule.description or f"log line matched rule {rule.reason}",
             at=self._clock.monotonic(),
-            evidence=(evidence_line(hit.line, hit.match_start),),
+            evidence=evidence_lines(block.data, block.end, hit),
             file=tail.path,
-            offset=block.base + hit.line_start,
+            offset=block.line_offset(hit.line_start),
             occurrences=count,
             min_count=rule.count,
             window_s=rule.window,

@@ -1,6 +1,6 @@
 """Built-in rule packs (YAML files shipped inside the package) and the effective rule set."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -13,6 +13,11 @@ from watcher.rules.rule import Rule
 
 class RuleSetError(ValueError):
     """The packs, rules and disabled reasons do not add up to a usable rule set."""
+
+    def __init__(self, message: str, key: str = "rule_packs") -> None:
+        super().__init__(message)
+        self.key = key
+        """The setting at fault."""
 
 
 def available_packs() -> tuple[str, ...]:
@@ -56,23 +61,47 @@ def selected_packs(requested: Sequence[str]) -> tuple[str, ...]:
 
 
 def effective_rules(
-    packs: Sequence[str], user_rules: Sequence[Rule], disabled: Sequence[str]
+    packs: Sequence[str],
+    user_rules: Sequence[Rule],
+    disabled: Sequence[str],
+    extra_excludes: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Rule, ...]:
     """Built-in rules of the selected packs, minus disabled ones, then the user's rules.
 
-    A user rule with the same reason as a built-in one replaces it.
+    A user rule with the same reason as a built-in one replaces it. ``extra_excludes``
+    adds exclude patterns to rules by reason (case-insensitive).
     """
     seen: set[str] = set()
     for rule in user_rules:
         if rule.reason in seen:
-            raise RuleSetError(f"two of your rules have the reason {rule.reason}")
+            raise RuleSetError(f"two of your rules have the reason {rule.reason}", "rules")
         seen.add(rule.reason)
     builtin = [rule for name in selected_packs(packs) for rule in load_pack(name)]
-    known = {rule.reason for rule in builtin}
-    unknown = sorted(set(disabled) - known)
+    unknown = sorted(set(disabled) - {rule.reason for rule in builtin})
     if unknown:
         raise RuleSetError(
-            f"cannot disable {', '.join(unknown)}: no such rule in the selected packs"
+            f"cannot disable {', '.join(unknown)}: no such rule in the selected packs",
+            "disable_rules",
         )
     kept = [r for r in builtin if r.reason not in disabled and r.reason not in seen]
-    return (*kept, *user_rules)
+    return _with_excludes([*kept, *user_rules], extra_excludes or {})
+
+
+def _with_excludes(rules: list[Rule], extra: Mapping[str, Sequence[str]]) -> tuple[Rule, ...]:
+    wanted = {reason.lower(): tuple(patterns) for reason, patterns in extra.items()}
+    unknown = sorted(set(wanted) - {rule.reason.lower() for rule in rules})
+    if unknown:
+        raise RuleSetError(
+            f"cannot add excludes to {', '.join(unknown)}: no such active rule", "extra_excludes"
+        )
+    return tuple(_add_excludes(rule, wanted.get(rule.reason.lower(), ())) for rule in rules)
+
+
+def _add_excludes(rule: Rule, more: tuple[str, ...]) -> Rule:
+    if not more:
+        return rule
+    try:
+        return Rule.model_validate({**rule.model_dump(), "exclude": rule.exclude + more})
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise RuleSetError(problems, "extra_excludes") from None

@@ -37,6 +37,8 @@ class Rule(BaseModel):
     """...within this many seconds (required when ``count`` > 1)."""
     action: Action | None = None
     """Override the action of the fault class (e.g. ``hold`` for a rule you only trust so far)."""
+    context_lines: int = Field(default=0, ge=0, le=20)
+    """Lines after the match kept as evidence when they arrived with it (e.g. CUDA's hints)."""
     description: str = ""
     """One line for humans: what it means and what to do."""
     pack: str | None = None
