@@ -8,6 +8,7 @@ import pytest
 
 from watcher.config.load import ConfigError, load_config
 from watcher.config.preflight import preflight
+from watcher.rules.packs import available_packs
 from watcher.types import Action, FaultClass
 
 
@@ -45,7 +46,7 @@ def test_defaults(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert settings.restart_window == 3600
     assert settings.actions[FaultClass.HARDWARE] is Action.EVICT
     assert settings.log_paths == (f"{tmp_path}/logs/*.log",)
-    assert {rule.pack for rule in config.rules} == {"nccl"}
+    assert {rule.pack for rule in config.rules} == set(available_packs())
 
 
 def test_comma_lists(env: pytest.MonkeyPatch) -> None:
@@ -72,7 +73,7 @@ def test_missing_required_values(env: pytest.MonkeyPatch) -> None:
     env.delenv("WATCHER_STATE_DIR")
     text = problems(env)
     assert "WATCHER_STATE_DIR is required" in text
-    assert "WATCHER_LOG_PATHS is required" in text
+    assert "nothing to watch: set WATCHER_LOG_PATHS" in text
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,29 @@ FATAL = [
         "1, last enqueued NCCL work: 1, last completed NCCL work: 0.",
     ),
     (
+        "NcclWatchdogTimeout",
+        "[rank5]:[E1126 10:12:41.5 ProcessGroupNCCL.cpp:1371] [PG ID 0 PG GUID 0(default_pg) "
+        "Rank 5] Observed flight recorder dump signal from another rank via TCPStore.",
+    ),
+    (
+        "NcclWatchdogTimeout",
+        "[rank5]:[E1126 10:12:41.5 ProcessGroupNCCL.cpp:1432] [PG ID 0 PG GUID 0(default_pg) "
+        "Rank 5] Received a dump signal due to a collective timeout from  rank 3 and we will try "
+        "our best to dump the debug info.",
+    ),
+    (
+        "NcclWatchdogTimeout",
+        "[rank3]:[F725 02:47:41.268394894 ProcessGroupNCCL.cpp:1653] [PG ID 0 PG GUID "
+        "0(default_pg) Rank 3] Terminating the process after attempting to dump debug info, due "
+        "to collective timeout or exception.",
+    ),
+    (
+        "NcclWatchdogStuck",
+        "[rank2]:[F1229 20:37:13.091528310 ProcessGroupNCCL.cpp:1306] [PG ID 0 PG GUID "
+        "0(default_pg) Rank 2] Terminating the process after attempting to dump debug info, due "
+        "to ProcessGroupNCCL watchdog hang.",
+    ),
+    (
         "NcclWatchdogStuck",
         "[rank2]:[E1126 10:12:13.1 ProcessGroupNCCL.cpp:1398] [PG 0 Rank 2] ProcessGroupNCCL's "
         "watchdog got stuck for 480 seconds without making progress in monitoring enqueued "
@@ -60,6 +83,11 @@ FATAL = [
         "ProcessGroupNCCL.cpp:1269, internal error, NCCL version 2.14.3",
     ),
     ("NcclInvalidUsage", "ncclInvalidUsage: This usually reflects invalid usage of NCCL library."),
+    (
+        "NcclInvalidUsage",
+        "node-b02:3301:3490 [0] NCCL WARN NET/IB : req 0/1 tag 7 peer 10.42.1.12<47293> "
+        "collective mismatch error, local size 4194304 remote size 2097152",
+    ),
     (
         "DistBackendError",
         "torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/"
@@ -97,6 +125,12 @@ BENIGN = [
     "NCCL_BLOCKING_WAIT is deprecated, use TORCH_NCCL_BLOCKING_WAIT instead",
     "step 1200 | loss 2.31 | grad_norm 0.9 | errors 0 | nccl_timeout_s 600",
     "node-1:42:99 [3] NCCL WARN NET/IB : Got completion from peer 10.0.0.2<1> with error 0",
+    "node-1:42:42 [0] NCCL INFO NET/IB : No device found.",
+    "[rank0]:[I1126 09:30:00.0 ProcessGroupNCCL.cpp:1517] [PG ID 0 PG GUID 0(default_pg) Rank 0] "
+    "Dump signal received through pipe, triggering FR dump.",
+    "[rank2]:[W1126 12:40:03.0 ProcessGroupNCCL.cpp:1302] [PG ID 0 PG GUID 0(default_pg) Rank 2] "
+    'Failed to check the "should dump" flag on TCPStore, (maybe TCPStore server has shut down '
+    "too early), with error: failed to recv, got 0 bytes",
 ]
 
 
