@@ -146,3 +146,20 @@ def test_rules_lists_the_effective_rules(tmp_path: Path) -> None:
     by_reason = {r["reason"]: r for r in records}
     assert by_reason["NcclInvalidUsage"]["action"] == "restart"
     assert by_reason["NcclIbAsyncPortError"]["action"] == "warn"
+
+
+def test_cuda_hint_lines_travel_with_the_error(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text(
+        "[rank0]: RuntimeError: CUDA error: an illegal memory access was encountered\n"
+        "[rank0]: CUDA kernel errors might be asynchronously reported at some other API call, "
+        "so the stacktrace below might be incorrect.\n"
+        "[rank0]: For debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
+        "[rank0]: Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.\n"
+        "[rank0]: step 12 done\n"
+    )
+    result = run_cli("replay", "--format", "json", str(log))
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["reason"] == "CudaIllegalAddress"
+    assert len(record["evidence"]) == 4
+    assert record["evidence"][3].endswith("to enable device-side assertions.")
