@@ -1,9 +1,10 @@
 """`python -m bench.run [--quick | --smoke] [--json OUT]`: the pod-watcher benchmark.
 
 Measures, in one run on this machine: scan throughput against GNU grep (with a count
-check), time to ready, write-to-exit latency, idle footprint and CPU at a sustained log
-rate. Prints a table with targets. Exits 1 only on a correctness failure (grep and we
-disagree, wrong exit code, no termination message, a watcher that does not start).
+check), time to ready, write-to-exit latency, idle footprint (also with two probes) and
+CPU at a sustained log rate. Prints a table with targets. Exits 1 only on a correctness
+failure (grep and we disagree, wrong exit code, no termination message, a watcher that
+does not start, a probe of a healthy target that fails).
 """
 
 import argparse
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import corpus, probes, proc, report, scan, scenarios
+from bench import corpus, idle_probes, probes, proc, report, scan, scenarios
 from bench.profiles import PROFILES, Profile
 from bench.report import Result
 from watcher.rules.matcher import RuleMatcher
@@ -199,6 +200,7 @@ class Bench:
                 detail=f"same window; {f.baseline_ms_per_wake:.2f} ms CPU per wake-up here",
             ),
         )
+        self.add(*idle_probes.results(p, self.raw))
 
     def sustained(self) -> None:
         p = self.profile

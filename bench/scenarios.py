@@ -132,7 +132,7 @@ class Window:
         return 100 * value / 1e9 / self.elapsed_s
 
 
-def _sample_window(pid: int, window: float, period: float = 0.1) -> Window:
+def sample_window(pid: int, window: float, period: float = 0.1) -> Window:
     """Context switches and run time per thread over ``window`` seconds.
 
     Threads are sampled every ``period`` so short-lived ones (each cursor save runs on
@@ -188,7 +188,7 @@ def idle_footprint(
         rss = proc.rss_kib(watcher.pid)
         cpu_before = proc.cpu_seconds(watcher.pid)
         baseline()
-        sample = _sample_window(watcher.pid, window)
+        sample = sample_window(watcher.pid, window)
         cpu = proc.cpu_seconds(watcher.pid) - cpu_before
         base_percent, base_per_wake = baseline()
         threads = len(proc.tasks(watcher.pid).switches)
@@ -228,7 +228,7 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
                 raise proc.WatcherFailed("the writer did not start")
             cpu_before = proc.cpu_seconds(watcher.pid)
             floor()
-            sample = _sample_window(watcher.pid, duration + 0.3)
+            sample = sample_window(watcher.pid, duration + 0.3)
             cpu = proc.cpu_seconds(watcher.pid) - cpu_before
             floor_percent, _ = floor()
             written = int(proc.read_line(writer.stdout, duration + 10.0) or b"0")

@@ -45,11 +45,10 @@ def test_configuration_table_lists_every_setting() -> None:
     assert documented <= known | {"WATCHER_ACTIONS__"}
 
 
-def test_rules_example_is_a_valid_config_file(tmp_path: Path) -> None:
-    (example,) = [block for block in yaml_blocks() if block.startswith("# WATCHER_CONFIG file")]
+def check(example: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "watcher.yaml"
     config.write_text(example, "utf-8")
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "watcher", "check"],
         env={
             "WATCHER_CONFIG": str(config),
@@ -62,6 +61,15 @@ def test_rules_example_is_a_valid_config_file(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
+
+
+def config_examples() -> list[str]:
+    return [block for block in yaml_blocks() if block.startswith("# WATCHER_CONFIG file")]
+
+
+def test_rules_example_is_a_valid_config_file(tmp_path: Path) -> None:
+    (example,) = [block for block in config_examples() if "rules:" in block]
+    result = check(example, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "CheckpointWriteFailed" in result.stdout
     assert '"reason": "NcclIbAsyncPortError"' not in result.stdout
@@ -79,3 +87,11 @@ def test_demo_config_checks_from_the_repository_root() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert '"examples/logs/*.log"' in result.stdout
+
+
+def test_probes_example_is_a_valid_config_file(tmp_path: Path) -> None:
+    (example,) = [block for block in config_examples() if "probes:" in block]
+    result = check(example, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '"reason": "TrainerUnhealthy"' in result.stdout
+    assert '"fault_class": "transient"' in result.stdout

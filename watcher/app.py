@@ -114,11 +114,13 @@ class Watcher:
             decision = self.policy.decide(finding)
             self.metrics.decision(decision)
             self.board.decision(decision)
+            outcome = await self.actions.carry_out(decision)
+            if outcome.held is not None:
+                self.policy.hold(outcome.held)
             if self.policy.holding is not None:
                 self.metrics.holding.set(1)
-            code = await self.actions.carry_out(decision)
-            if code is not None:
-                return code
+            if outcome.exit_code is not None:
+                return outcome.exit_code
 
     async def _save_periodically(self, moved: asyncio.Event) -> None:
         """Save the cursors at most every CURSOR_SAVE_INTERVAL seconds, and only after
@@ -138,6 +140,7 @@ class Watcher:
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=STOP_TIMEOUT)
+        await self.actions.close()
 
     def restarts_in_window(self) -> int:
         window = self.policy.config.restart_window

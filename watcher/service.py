@@ -5,8 +5,12 @@ down; nothing below reads the environment or global state.
 """
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Callable
+
+import aiohttp
 
 from watcher import __version__, exitcodes
 from watcher.actions.actions import ActionConfig, Actions
@@ -15,16 +19,17 @@ from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.config.load import Config, ConfigError
 from watcher.config.settings import WatcherSettings
-from watcher.logs.files import TrackedFiles
-from watcher.logs.globs import GlobSet
-from watcher.logs.monitor import LogMonitor, Timing
+from watcher.kube.client import KubeApi
+from watcher.kube.events import EventPoster
+from watcher.kube.monitor import KubeMonitor
+from watcher.kube.setup import open_api
+from watcher.monitors import build_monitors
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
-from watcher.rules.matcher import RuleMatcher
 from watcher.state.cursors import CursorSnapshot, CursorStore
 from watcher.state.ledger import Ledger
-from watcher.state.startup import StartPlan, plan_start
+from watcher.state.startup import plan_start
 
 log = logging.getLogger("watcher")
 
@@ -35,8 +40,21 @@ CursorSaver = Callable[[], Callable[[], object]]
 
 async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
     """Run the watcher until it decides to exit or ``stop`` is set; return the exit code."""
-    watcher, save_cursors = build_watcher(config, clock)
-    settings = config.settings
+    async with contextlib.AsyncExitStack() as stack:
+        session = None
+        if any(probe.type == "http" for probe in config.settings.probes):
+            connector = aiohttp.TCPConnector(force_close=True)  # a fresh connection per check
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        api = await open_api(config.settings, os.environ)
+        if api is not None:
+            stack.push_async_callback(api.close)
+        watcher, save_cursors = build_watcher(config, clock, session, api)
+        return await _serve(config.settings, watcher, save_cursors, stop)
+
+
+async def _serve(
+    settings: WatcherSettings, watcher: Watcher, save_cursors: CursorSaver, stop: asyncio.Event
+) -> int:
     server = HttpServer(
         build_app(watcher, watcher.metrics.registry), settings.http_host, settings.http_port
     )
@@ -60,7 +78,12 @@ async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
     return code
 
 
-def build_watcher(config: Config, clock: Clock) -> tuple[Watcher, CursorSaver]:
+def build_watcher(
+    config: Config,
+    clock: Clock,
+    session: aiohttp.ClientSession | None = None,
+    api: KubeApi | None = None,
+) -> tuple[Watcher, CursorSaver]:
     """Every part, wired; reads the state directory to decide where reading starts."""
     settings = config.settings
     assert settings.state_dir is not None  # guaranteed by load_config
@@ -68,19 +91,42 @@ def build_watcher(config: Config, clock: Clock) -> tuple[Watcher, CursorSaver]:
     ledger.load()
     store = CursorStore(settings.state_dir)
     plan = plan_start(ledger, store.load(), settings.start_position)
-    monitor = _log_monitor(config, plan, clock)
+    monitors = build_monitors(config, plan.open_policy, clock, session)
+    log_monitor = monitors.log
+    events = None if api is None else EventPoster(api, clock, settings.container_name, None)
+    if api is not None:
+        last = ledger.last("restart") if plan.mode == "after_restart" else None
+        monitors.all.append(
+            KubeMonitor(
+                api,
+                clock,
+                container=settings.container_name,
+                exit_code=settings.restart_exit_code,
+                restarted_at=None if last is None else last.time,
+                verify_timeout=settings.verify_restart_timeout,
+                events=events,
+            )
+        )
 
     def save_cursors() -> Callable[[], object]:
-        snapshot = CursorSnapshot(monitor.cursors(), plan.acknowledged_restart)
+        files = log_monitor.cursors() if log_monitor is not None else {}
+        snapshot = CursorSnapshot(files, plan.acknowledged_restart)
         return lambda: store.save(snapshot)
 
     action_config = ActionConfig(
         settings.restart_exit_code, settings.termination_log, settings.last_words_timeout
     )
-    actions = Actions(action_config, ledger=ledger, clock=clock, save_cursors=save_cursors)
+    actions = Actions(
+        action_config,
+        ledger=ledger,
+        clock=clock,
+        save_cursors=save_cursors,
+        events=events,
+        evict=None if api is None else api.evict,
+    )
     watcher = Watcher(
-        monitors=[monitor],
-        policy=Policy(_policy_config(settings), ledger, clock),
+        monitors=monitors.all,
+        policy=Policy(_policy_config(settings, can_evict=api is not None), ledger, clock),
         actions=actions,
         ledger=ledger,
         board=StatusBoard(clock),
@@ -88,30 +134,12 @@ def build_watcher(config: Config, clock: Clock) -> tuple[Watcher, CursorSaver]:
         queue_size=settings.queue_size,
         save_cursors=save_cursors,
         start_info={"mode": plan.mode, "rules": len(config.rules), "version": __version__},
-        cursors_moved=monitor.moved,
+        cursors_moved=None if log_monitor is None else log_monitor.moved,
     )
     return watcher, save_cursors
 
 
-def _log_monitor(config: Config, plan: StartPlan, clock: Clock) -> LogMonitor:
-    settings = config.settings
-    files = TrackedFiles(
-        GlobSet(settings.log_paths),
-        max_files=settings.max_files,
-        max_line=settings.max_line_bytes,
-        chunk=settings.read_chunk_bytes,
-    )
-    timing = Timing(settings.poll_interval, settings.fallback_poll_interval, settings.rotate_wait)
-    return LogMonitor(
-        files=files,
-        matcher=RuleMatcher(config.rules),
-        open_policy=plan.open_policy,
-        timing=timing,
-        clock=clock,
-    )
-
-
-def _policy_config(settings: WatcherSettings) -> PolicyConfig:
+def _policy_config(settings: WatcherSettings, *, can_evict: bool) -> PolicyConfig:
     return PolicyConfig(
         restart_exit_code=settings.restart_exit_code,
         dry_run=settings.dry_run,
@@ -120,6 +148,7 @@ def _policy_config(settings: WatcherSettings) -> PolicyConfig:
         min_uptime=settings.min_uptime,
         actions=settings.actions,
         budget_exhausted_action=settings.budget_exhausted_action,
+        can_evict=can_evict,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import FakeClock
-from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.actions import ActionConfig, Actions, Outcome
 from watcher.actions.termination import LIMIT, termination_message, truncate_utf8
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
@@ -44,7 +44,7 @@ async def test_restart_writes_ledger_termination_log_and_cursors(
 ) -> None:
     saved: list[int] = []
     term = tmp_path / "termination-log"
-    code = await make_actions(tmp_path, clock, term, saved).carry_out(decision())
+    code = (await make_actions(tmp_path, clock, term, saved).carry_out(decision())).exit_code
     assert code == 88
     (entry,) = ledger_lines(tmp_path)
     assert entry["action"] == "restart"
@@ -66,7 +66,7 @@ async def test_a_hanging_step_cannot_delay_the_exit_past_the_deadline(
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # opening a FIFO for writing blocks until a reader comes: none will
     started = time.monotonic()
-    code = await make_actions(tmp_path, clock, fifo, []).carry_out(decision())
+    code = (await make_actions(tmp_path, clock, fifo, []).carry_out(decision())).exit_code
     elapsed = time.monotonic() - started
     assert code == 88
     assert 0.4 < elapsed < 1.5
@@ -74,23 +74,26 @@ async def test_a_hanging_step_cannot_delay_the_exit_past_the_deadline(
 
 
 async def test_a_failing_step_is_logged_and_skipped(tmp_path: Path, clock: FakeClock) -> None:
-    code = await make_actions(tmp_path, clock, tmp_path / "no" / "dir", []).carry_out(decision())
+    outcome = await make_actions(tmp_path, clock, tmp_path / "no" / "dir", []).carry_out(decision())
+    code = outcome.exit_code
     assert code == 88
     assert len(ledger_lines(tmp_path)) == 1
 
 
 async def test_hold_is_recorded_once_and_keeps_running(tmp_path: Path, clock: FakeClock) -> None:
     actions = make_actions(tmp_path, clock, tmp_path / "term", [])
-    assert await actions.carry_out(decision(Action.HOLD)) is None
-    assert await actions.carry_out(decision(Action.HOLD)) is None
+    first = await actions.carry_out(decision(Action.HOLD))
+    assert first.exit_code is None
+    assert first.held is not None
+    assert (await actions.carry_out(decision(Action.HOLD))).exit_code is None
     assert [e["action"] for e in ledger_lines(tmp_path)] == ["hold"]
     assert not (tmp_path / "term").exists()
 
 
 async def test_dry_run_and_warnings_write_nothing(tmp_path: Path, clock: FakeClock) -> None:
     actions = make_actions(tmp_path, clock, tmp_path / "term", [])
-    assert await actions.carry_out(decision(dry=True)) is None
-    assert await actions.carry_out(decision(Action.WARN)) is None
+    assert await actions.carry_out(decision(dry=True)) == Outcome()
+    assert await actions.carry_out(decision(Action.WARN)) == Outcome()
     assert not (tmp_path / "ledger.jsonl").exists()
     assert not (tmp_path / "term").exists()
 

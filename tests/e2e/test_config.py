@@ -56,8 +56,8 @@ def test_unusable_restart_exit_code(paths: Paths, value: str, reason: str) -> No
 
 def test_log_paths_missing(paths: Paths) -> None:
     result = run(paths, WATCHER_LOG_PATHS="<unset>")
-    assert_config_error(result, "WATCHER_LOG_PATHS is required")
-    assert "WATCHER_LOG_PATHS is required" in paths.termination.read_text("utf-8")
+    assert_config_error(result, "nothing to watch: set WATCHER_LOG_PATHS")
+    assert "nothing to watch: set WATCHER_LOG_PATHS" in paths.termination.read_text("utf-8")
 
 
 def test_state_dir_missing(paths: Paths) -> None:

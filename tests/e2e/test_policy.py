@@ -3,6 +3,7 @@
 import pytest
 
 from tests.e2e.conftest import Spawn
+from tests.e2e.process import wait_until
 from tests.e2e.process import WatcherProcess
 from tests.e2e.workload import (
     COMM_ABORTED,
@@ -78,7 +79,8 @@ def test_exhausted_budget_holds(paths: Paths, spawn: Spawn) -> None:
     append(paths.log, NCCL_TIMEOUT + "\n")
     status = fourth.wait_status(lambda s: s["state"] == "holding", "state holding")
     assert "restart budget exhausted (3 restarts" in status["holding"]
-    [hold] = paths.ledger_entries("hold")
+    # the hold is recorded in the ledger just after the decision shows in /status
+    [hold] = wait_until(lambda: paths.ledger_entries("hold") or None, 5, "the hold entry")
     assert hold["reason"] == "NcclWatchdogTimeout"
     assert hold["exit_code"] is None
     assert "holding" in hold["explanation"]

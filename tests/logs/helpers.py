@@ -20,7 +20,7 @@ from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet, WatchRoot
 from watcher.logs.monitor import LogMonitor, Timing, WatcherFactory
 from watcher.logs.tail import Tail
-from watcher.logs.watch import Deliver
+from watcher.logs.watch import Deliver, InotifyWatcher
 from watcher.rules.matcher import RuleMatcher
 from watcher.rules.rule import Rule
 from watcher.state.cursors import Cursor
@@ -123,7 +123,7 @@ async def running(
         open_policy=OpenPolicy(from_end=from_end, resume=resume or {}),
         timing=timing,
         clock=SystemClock(),
-        **({} if watcher_factory is None else {"watcher_factory": watcher_factory}),
+        watcher_factory=watcher_factory or InotifyWatcher,
     )
     findings: asyncio.Queue[Finding] = asyncio.Queue()
     task = asyncio.create_task(monitor.run(findings.put_nowait), name="log-monitor")

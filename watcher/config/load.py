@@ -65,6 +65,12 @@ def load_config(environ: Mapping[str, str] | None = None, *, to_watch: bool = Tr
     if problems:
         raise ConfigError(problems)
     warnings = _unknown_variables(environ)
+    timers = (settings.silence_timeout, settings.progress_timeout, settings.heartbeat_timeout)
+    if settings.startup_grace is not None and not any(timers):
+        warnings.append(
+            "WATCHER_STARTUP_GRACE does nothing without WATCHER_SILENCE_TIMEOUT, "
+            "WATCHER_PROGRESS_TIMEOUT or WATCHER_HEARTBEAT_TIMEOUT"
+        )
     if not rules:
         warnings.append("no log rules are active (WATCHER_RULE_PACKS=none and no WATCHER_RULES)")
     return Config(settings=settings, rules=rules, warnings=tuple(warnings))
@@ -120,7 +126,9 @@ class _Where:
         for depth in range(len(loc), 0, -1):
             name = env_name(loc[:depth])
             if name in self.environ:
-                return f"{name}={self.environ[name]!r}"
+                inside = _dotted(loc[depth:], None) if depth < len(loc) else ""
+                where = f" (at {inside.lstrip('.')})" if inside else ""
+                return f"{name}={_short(self.environ[name])}{where}"
         if self.file_path is not None and top in self.file_data:
             return f"{self.file_path}: key {_dotted(loc, self.file_data)}"
         return f"{env_name(loc[:1]) if loc else 'configuration'}"
@@ -145,6 +153,11 @@ def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
     return text
 
 
+def _short(value: str, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 def _indexable(data: Any, index: int) -> bool:
     return isinstance(data, list) and 0 <= index < len(data) and isinstance(data[index], dict)
 
@@ -156,8 +169,14 @@ def _watch_checks(settings: WatcherSettings, where: _Where) -> list[str]:
             "WATCHER_STATE_DIR is required: a directory that survives in-place restarts "
             "(an emptyDir) for the ledger that enforces the restart budget"
         )
-    if not settings.log_paths:
-        problems.append("WATCHER_LOG_PATHS is required: comma-separated globs of log files")
+    if not (settings.log_paths or settings.probes or settings.heartbeat_file):
+        problems.append(
+            "nothing to watch: set WATCHER_LOG_PATHS (comma-separated globs of log files), "
+            "WATCHER_PROBES or WATCHER_HEARTBEAT_FILE"
+        )
+    for name in ("silence_timeout", "progress_pattern"):
+        if getattr(settings, name) is not None and not settings.log_paths:
+            problems.append(f"{where.origin((name,))}: needs WATCHER_LOG_PATHS to read logs from")
     if settings.gpu not in IMPLEMENTED_GPU:
         problems.append(
             f"{where.origin(('gpu',))}: the {settings.gpu} GPU backend is not available in "

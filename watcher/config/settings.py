@@ -7,9 +7,9 @@ that name the variable or file key.
 """
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -18,6 +18,8 @@ from pydantic_settings import (
 )
 
 from watcher import exitcodes
+from watcher.probes.spec import ProbeSpec
+from watcher.rules.regex import PatternError, compile_pattern
 from watcher.rules.rule import Rule
 from watcher.types import Action, FaultClass
 
@@ -93,6 +95,35 @@ class WatcherSettings(BaseSettings):
     """Comma-separated reasons of built-in rules to turn off."""
     extra_excludes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     """More exclude patterns for rules, by reason: `{NcclError: ['my benign variant']}`."""
+    silence_timeout: float | None = Field(default=None, gt=0)
+    """Fatal (hang) when no log bytes arrive for this many seconds after the first ones."""
+    startup_grace: float | None = Field(default=None, gt=0)
+    """Fatal (hang) when the workload writes nothing (or no step, or no heartbeat) this
+    long after start; silence and stall timers never fire within it. Off: wait forever."""
+    progress_pattern: str | None = None
+    """RE2 with one capture group holding a number, e.g. `step (\\d+)`."""
+    progress_timeout: float | None = Field(default=None, gt=0)
+    """Fatal (hang) when the captured number has not changed for this many seconds."""
+    heartbeat_file: Path | None = None
+    """A file whose modification time the workload refreshes."""
+    heartbeat_timeout: float | None = Field(default=None, gt=0)
+    """Fatal (hang) when the heartbeat file is older than this many seconds."""
+    probes: tuple[ProbeSpec, ...] = ()
+    """HTTP and TCP checks of the workload (a JSON list here, a YAML list in the file)."""
+    kubernetes: Literal["auto", "off"] = "auto"
+    """`auto`: use the API (Events, eviction, wiring and restart checks) when
+    WATCHER_POD_NAME is set and KUBECONFIG or an in-cluster service account is there."""
+    pod_name: str | None = None
+    """This Pod's name (downward API `metadata.name`)."""
+    pod_namespace: str | None = None
+    """This Pod's namespace (downward API `metadata.namespace`); default: the service
+    account's namespace in-cluster, else `default`."""
+    container_name: str = "pod-watcher"
+    """This container's name in the Pod spec, for the wiring check."""
+    api_timeout: float = Field(default=2.0, gt=0, le=60)
+    """Deadline in seconds for each Kubernetes API call; the exit never waits longer."""
+    verify_restart_timeout: float = Field(default=300.0, gt=0)
+    """After a restart we asked for, how long to wait for the other containers to come back."""
     gpu: GpuBackend = "auto"
     """GPU monitor backend: auto, off, nvml, nvidia-smi, dcgm. Only `auto` and `off` work yet."""
     start_position: Literal["end", "start"] = "end"
@@ -124,7 +155,44 @@ class WatcherSettings(BaseSettings):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
-    @field_validator("termination_log", "state_dir", "config", mode="before")
+    @field_validator("progress_pattern")
+    @classmethod
+    def _one_number_group(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = compile_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from None
+        if compiled.groups != 1:
+            raise ValueError(
+                f"needs exactly one capture group for the number, has {compiled.groups}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        pairs = (
+            ("progress_pattern", "progress_timeout"),
+            ("heartbeat_file", "heartbeat_timeout"),
+        )
+        for first, second in pairs:
+            if (getattr(self, first) is None) != (getattr(self, second) is None):
+                raise ValueError(
+                    f"WATCHER_{first.upper()} and WATCHER_{second.upper()} go together: "
+                    "set both or neither"
+                )
+        return self
+
+    @field_validator(
+        "termination_log",
+        "state_dir",
+        "config",
+        "heartbeat_file",
+        "pod_name",
+        "pod_namespace",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

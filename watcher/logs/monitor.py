@@ -20,6 +20,7 @@ from watcher.logs.lines import Block
 from watcher.logs.tail import FileId, Tail
 from watcher.logs.watch import Changes, Deliver, FsWatcher, InotifyWatcher
 from watcher.monitor import Emit
+from watcher.progress.signals import LogActivity
 from watcher.rules.matcher import LineHit, RuleMatcher
 from watcher.state.cursors import Cursor
 from watcher.types import Finding
@@ -52,6 +53,7 @@ class LogMonitor:
         timing: Timing,
         clock: Clock,
         watcher_factory: WatcherFactory = InotifyWatcher,
+        activity: LogActivity | None = None,
     ) -> None:
         self._files = files
         self._globs: GlobSet = files.globs
@@ -60,6 +62,7 @@ class LogMonitor:
         self._timing = timing
         self._clock = clock
         self._watcher_factory = watcher_factory
+        self._activity = activity
         self._watcher: FsWatcher | None = None
         self._changes = Changes()
         self._wake = asyncio.Event()
@@ -240,6 +243,8 @@ class LogMonitor:
         self.bytes_scanned += block.end - block.seen
         self.lines_scanned += block.data.count(b"\n", block.seen, block.end)
         self.last_data_at = self._clock.monotonic()
+        if self._activity is not None:
+            self._activity.on_block(block)
         first: dict[str, tuple[LineHit, int]] = {}
         for hit in self._matcher.scan(block.data, block.end, report_before=block.report_before):
             earlier = first.get(hit.rule.reason)

@@ -58,6 +58,12 @@ class Policy:
             self.holding = decision
         return decision
 
+    def hold(self, decision: Decision) -> None:
+        """The actions could not, or need no longer, act (an eviction requested or refused):
+        hold from now on."""
+        if self.holding is None:
+            self.holding = decision
+
     def _below_threshold(self, finding: Finding) -> Decision | None:
         if finding.min_count <= 1:
             return None

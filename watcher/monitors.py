@@ -1,0 +1,68 @@
+"""Which monitors run, built from the configuration. Every source is optional but one."""
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from watcher.clock import Clock
+from watcher.config.load import Config
+from watcher.logs.files import OpenPolicy, TrackedFiles
+from watcher.logs.globs import GlobSet
+from watcher.logs.monitor import LogMonitor, Timing
+from watcher.monitor import Monitor
+from watcher.probes.monitor import ProbeMonitor
+from watcher.progress.monitor import ProgressConfig, ProgressMonitor
+from watcher.progress.signals import LogActivity
+from watcher.rules.matcher import RuleMatcher
+
+
+@dataclass(frozen=True)
+class Monitors:
+    all: list[Monitor]
+    log: LogMonitor | None
+    """The log monitor, whose read cursors the state directory keeps."""
+
+
+def build_monitors(
+    config: Config, open_policy: OpenPolicy, clock: Clock, session: aiohttp.ClientSession | None
+) -> Monitors:
+    settings = config.settings
+    progress = ProgressConfig(
+        silence_timeout=settings.silence_timeout,
+        startup_grace=settings.startup_grace,
+        progress_timeout=settings.progress_timeout,
+        heartbeat_file=settings.heartbeat_file,
+        heartbeat_timeout=settings.heartbeat_timeout,
+    )
+    activity = LogActivity(clock, settings.progress_pattern) if progress.enabled else None
+    monitors: list[Monitor] = []
+    log_monitor = None
+    if settings.log_paths:
+        log_monitor = _log_monitor(config, open_policy, clock, activity)
+        monitors.append(log_monitor)
+    if activity is not None:
+        monitors.append(ProgressMonitor(progress, activity, clock))
+    if settings.probes:
+        monitors.append(ProbeMonitor(settings.probes, clock, session))
+    return Monitors(monitors, log_monitor)
+
+
+def _log_monitor(
+    config: Config, open_policy: OpenPolicy, clock: Clock, activity: LogActivity | None
+) -> LogMonitor:
+    settings = config.settings
+    files = TrackedFiles(
+        GlobSet(settings.log_paths),
+        max_files=settings.max_files,
+        max_line=settings.max_line_bytes,
+        chunk=settings.read_chunk_bytes,
+    )
+    timing = Timing(settings.poll_interval, settings.fallback_poll_interval, settings.rotate_wait)
+    return LogMonitor(
+        files=files,
+        matcher=RuleMatcher(config.rules),
+        open_policy=open_policy,
+        timing=timing,
+        clock=clock,
+        activity=activity,
+    )

@@ -1,0 +1,1 @@
+"""Hang detection: silence in the logs, a step counter that stops, a stale heartbeat file."""
