@@ -1,0 +1,123 @@
+"""`python -m bench.replay [--size-mb N] [--runs N] [--smoke]`: offline replay against grep.
+
+Runs `pod-watcher replay --format json` (the built-in packs, as shipped) over a seeded
+training log with planted fatal lines and over an all-`NCCL INFO` log, and `grep -E -c
+-f bench/rules.txt` (50 patterns) over the same files, in the same run. Reports
+throughput with the replay's start-up (measured on an empty file) subtracted, the ratio
+to grep, and the replay's peak memory. Fails (exit 1) unless the replay finds exactly
+the planted fatal lines, and nothing fatal in the NCCL INFO log.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import corpus, scan
+
+MB = 1_000_000
+
+
+def planted_lines(path: Path) -> set[int]:
+    """Line numbers (1-based) of the planted fatal lines, found by exact text."""
+    fatal = {line.encode() for line in corpus.FATAL_LINES}
+    with path.open("rb") as handle:
+        return {n for n, line in enumerate(handle, 1) if line.rstrip(b"\n") in fatal}
+
+
+def replay(path: Path) -> tuple[float, list[dict[str, object]], int]:
+    """Wall seconds, the JSON findings, and the child's peak RSS in KiB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "replay", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    took = time.perf_counter() - started
+    if result.returncode not in (0, 1):
+        raise scan.CorrectnessError(f"replay exited {result.returncode}: {result.stderr[-500:]}")
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return took, [json.loads(line) for line in result.stdout.splitlines()], peak
+
+
+def fatal_lines(findings: list[dict[str, object]]) -> set[int]:
+    return {int(str(f["line"])) for f in findings if f["severity"] == "fatal"}
+
+
+def measure(path: Path, runs: int, startup: float, expected: set[int]) -> dict[str, float]:
+    size = path.stat().st_size
+    ours, greps, peak = [], [], 0
+    for _ in range(runs):
+        took, findings, peak = replay(path)
+        found = fatal_lines(findings)
+        if found != expected:
+            missing, extra = sorted(expected - found), sorted(found - expected)
+            raise scan.CorrectnessError(f"{path.name}: missed lines {missing}, extra {extra}")
+        ours.append(max(took - startup, 1e-6))
+        greps.append(scan.grep_count(path)[1])
+    ours_mb_s = size / statistics.median(ours) / MB
+    grep_mb_s = size / statistics.median(greps) / MB
+    return {
+        "size_mb": size / MB,
+        "replay_mb_s": ours_mb_s,
+        "grep_mb_s": grep_mb_s,
+        "ratio": ours_mb_s / grep_mb_s,
+        "fatal_lines": len(expected),
+        "peak_rss_mib": peak / 1024,
+    }
+
+
+def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
+    empty = workdir / "empty.log"
+    empty.touch()
+    startup = statistics.median(replay(empty)[0] for _ in range(3))
+    main, info = workdir / "train.log", workdir / "nccl-info.log"
+    corpus.training_corpus(main, int(size_mb * MB))
+    corpus.nccl_info_corpus(info, int(size_mb * MB / 2))
+    expected = planted_lines(main)
+    return {
+        "startup_s": startup,
+        "training log": measure(main, runs, startup, expected),
+        "NCCL INFO only": measure(info, runs, startup, set()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=float, default=300)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="2 MB, one run (for CI)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    size, runs = (2.0, 1) if args.smoke else (args.size_mb, args.runs)
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        try:
+            results = run(size, runs, Path(tmp))
+        except scan.CorrectnessError as exc:
+            print(f"CORRECTNESS FAILURE: {exc}", file=sys.stderr)
+            sys.exit(1)
+    print(f"replay start-up (empty file): {results['startup_s']:.3f} s, subtracted below")
+    for label in ("training log", "NCCL INFO only"):
+        r = results[label]
+        assert isinstance(r, dict)
+        verdict = "PASS" if r["ratio"] >= 0.5 else "FAIL"
+        print(
+            f"{label:15s} {r['size_mb']:6.1f} MB  replay {r['replay_mb_s']:6.0f} MB/s  "
+            f"grep -E -f (50) {r['grep_mb_s']:6.0f} MB/s  ratio {r['ratio']:.2f}x "
+            f"(>= 0.5 {verdict})  fatal lines {r['fatal_lines']} (all found, none extra)  "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), "utf-8")
+
+
+if __name__ == "__main__":
+    main()
