@@ -75,18 +75,23 @@ class Watcher:
             self.metrics.dropped.inc()
 
     async def run(self, stop: asyncio.Event) -> int:
-        self._tasks = [
+        monitors = {
             asyncio.create_task(m.run(self.emit), name=f"monitor-{m.name}") for m in self.monitors
-        ]
+        }
         consumer = asyncio.create_task(self._consume(), name="policy")
         stopper = asyncio.create_task(stop.wait(), name="stop")
-        self._tasks += [consumer, stopper]
+        self._tasks = [*monitors, consumer, stopper]
         if self._cursors_moved is not None:
             saver = self._save_periodically(self._cursors_moved)
             self._tasks.append(asyncio.create_task(saver, name="cursor-saver"))
+        pending = set(self._tasks)
         try:
-            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            return self._outcome(done, consumer, stopper)
+            while True:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                # a monitor with a one-off job (the Kubernetes checks) may simply finish
+                done -= {t for t in done & monitors if _finished_cleanly(t)}
+                if done:
+                    return self._outcome(done, consumer, stopper)
         finally:
             await self._shutdown()
 
@@ -149,7 +154,7 @@ class Watcher:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         monitors = {m.name: m.healthy() for m in self.monitors}
-        dead = [t.get_name() for t in self._tasks if t.done()]
+        dead = [t.get_name() for t in self._tasks if t.done() and not _finished_cleanly(t)]
         ok = all(good for good, _ in monitors.values()) and not dead
         body = {name: {"ok": good, "detail": detail} for name, (good, detail) in monitors.items()}
         return ok, {"ok": ok, "monitors": body, "dead_tasks": dead}
@@ -179,3 +184,7 @@ class Watcher:
             "ledger": [asdict(entry) for entry in self.ledger.entries[-LEDGER_SHOWN:]],
             "findings_dropped": self.dropped,
         }
+
+
+def _finished_cleanly(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None

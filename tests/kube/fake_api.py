@@ -1,0 +1,296 @@
+"""A fake Kubernetes API server for tests: the few calls pod-watcher makes, and nothing else.
+
+It serves the own Pod (GET), Events (POST, merge PATCH) and the Pod's eviction (POST) on
+127.0.0.1 and a free port, plus `/version` and `/api`; any other path is answered 404 and
+recorded. Every body is checked against the Kubernetes 1.35 JSON schemas (strict): a bad
+one is answered 422 like a real API server AND listed in `errors`, which tests assert
+empty. Per route, a `Mode` makes it refuse like RBAC (403) or a PodDisruptionBudget (429),
+fail (500), or never answer (stall, until it stops). A token is required, as in a cluster.
+
+`FakeApi` runs on the test's loop (`async with FakeApi() as api:`); `ThreadedFakeApi` runs
+one in a thread with its own loop, for tests whose watcher is a child process. What tests
+set and read (`set_mode`, `set_pod`, `calls`, `events`, `evictions`, `errors`) is
+thread-safe. `write_kubeconfig(path, api.url, api.token)` lets a client find it.
+"""
+
+import asyncio
+import copy
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Self, TypeVar
+
+from aiohttp import web
+
+from tests.kube import api_answers as k8s
+from tests.kube.api_answers import Mode, Obj, write_kubeconfig
+from tests.kube.manifests import running_pod
+
+__all__ = ["ROUTES", "STALLED", "Call", "FakeApi", "Mode", "ThreadedFakeApi", "write_kubeconfig"]
+
+T = TypeVar("T")
+ROUTES = ("pod", "events", "event", "eviction")
+"""GET the Pod; POST an Event; PATCH an Event; POST the Pod's eviction."""
+STALLED = -1
+"""The status recorded for a request left unanswered."""
+Answer = tuple[int, Obj]
+now = time.monotonic
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as answered."""
+
+    method: str
+    path: str
+    route: str | None
+    """One of ROUTES; None for `/version`, `/api` and paths the fake does not serve."""
+    status: int
+    body: Any
+    at: float
+    """`time.monotonic()` when it arrived."""
+
+
+class FakeApi:
+    """Serves the Pod `trainer` (manifests/pod.yaml, running) in ``namespace``."""
+
+    def __init__(self, token: str | None = "fake-token", namespace: str = "default") -> None:
+        self.token = token
+        self.namespace = namespace
+        self.url = ""
+        self._lock = threading.Lock()
+        self._pods = {(namespace, "trainer"): running_pod("trainer", namespace)}
+        self._modes = dict.fromkeys(ROUTES, Mode.NORMAL)
+        self._scripts: dict[str, deque[Mode]] = {route: deque() for route in ROUTES}
+        self._calls: list[Call] = []
+        self._events: dict[tuple[str, str], Obj] = {}
+        self._evictions: list[Obj] = []
+        self._errors: list[str] = []
+        self._release: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+
+    # -- what the test sets and reads (any thread) ---------------------------------------
+
+    def set_mode(self, route: str, mode: Mode, *then: Mode) -> None:
+        """``mode`` from now on; or, with ``then``, ``mode`` and ``then`` once each, in order,
+        for the next requests (the lasting mode afterwards)."""
+        assert route in ROUTES, route
+        with self._lock:
+            if then:
+                self._scripts[route].extend((mode, *then))
+            else:
+                self._modes[route] = mode
+
+    def set_pod(self, pod: Obj) -> None:
+        """Serve ``pod`` (e.g. `running_pod(restarts=1)`, `restart_in_place(api.pod())`)."""
+        key = (pod["metadata"].get("namespace", self.namespace), pod["metadata"]["name"])
+        with self._lock:
+            self._pods[key] = copy.deepcopy(pod)
+
+    def pod(self, name: str = "trainer", namespace: str | None = None) -> Obj:
+        with self._lock:
+            return copy.deepcopy(self._pods[(namespace or self.namespace, name)])
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def events(self) -> list[Obj]:
+        """Events as stored (after patches), in the order they were created."""
+        with self._lock:
+            return copy.deepcopy(list(self._events.values()))
+
+    @property
+    def evictions(self) -> list[Obj]:
+        with self._lock:
+            return copy.deepcopy(self._evictions)
+
+    @property
+    def errors(self) -> list[str]:
+        """Bodies a real API server would refuse, and requests without the token."""
+        with self._lock:
+            return list(self._errors)
+
+    # -- the server --------------------------------------------------------------------
+
+    async def start(self) -> str:
+        self._release = asyncio.Event()
+        app = web.Application()
+        base = "/api/v1/namespaces/{ns}"
+        app.router.add_get(base + "/pods/{name}", self._read_pod)
+        app.router.add_post(base + "/events", self._create_event)
+        app.router.add_patch(base + "/events/{name}", self._patch_event)
+        app.router.add_post(base + "/pods/{name}/eviction", self._evict)
+        for path, answer in (("/version", k8s.VERSION_INFO), ("/api", k8s.API_VERSIONS)):
+            app.router.add_get(path, self._static(answer))
+            app.router.add_get(path + "/", self._static(answer))
+        app.router.add_route("*", "/{tail:.*}", self._not_served)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runner = runner
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Answer stalled requests (503, to nobody by then) and close the port."""
+        if self._release is not None:
+            self._release.set()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- routes ------------------------------------------------------------------------
+
+    async def _read_pod(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+
+        def read() -> Answer:
+            pod = self._pods.get(key)
+            return (200, pod) if pod else k8s.not_found("pods", key[1])
+
+        return await self._answer(request, "pod", None, [], read)
+
+    async def _create_event(self, request: web.Request) -> web.Response:
+        ns = request.match_info["ns"]
+        body = await k8s.read_json(request)
+
+        def create() -> Answer:
+            event = k8s.created_event(ns, body, str(len(self._calls)))
+            if (ns, event["metadata"]["name"]) in self._events:
+                return k8s.conflict("events", event["metadata"]["name"])
+            self._events[(ns, event["metadata"]["name"])] = event
+            return 201, event
+
+        found = k8s.problems(body, "v1", "Event", ns)
+        return await self._answer(request, "events", body, found, create)
+
+    async def _patch_event(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        patch = await k8s.read_json(request)
+        with self._lock:
+            current = self._events.get(key)
+        merged: Obj = {}
+        found = []
+        if current is not None and not isinstance(patch, dict):
+            found = ["the fake takes merge patches (a JSON object) only"]
+        elif current is not None:
+            merged = k8s.merge(current, patch)
+            found = k8s.problems(merged, "v1", "Event", key[0], key[1])
+
+        def put() -> Answer:
+            if key not in self._events:
+                return k8s.not_found("events", key[1])
+            self._events[key] = merged
+            return 200, merged
+
+        return await self._answer(request, "event", patch, found, put)
+
+    async def _evict(self, request: web.Request) -> web.Response:
+        key = (request.match_info["ns"], request.match_info["name"])
+        body = await k8s.read_json(request)
+
+        def evict() -> Answer:
+            if key not in self._pods:
+                return k8s.not_found("pods", key[1])
+            self._evictions.append(body)
+            self._pods[key] = k8s.evicted(self._pods[key])
+            return k8s.SUCCESS
+
+        found = k8s.problems(body, "policy/v1", "Eviction", key[0], key[1])
+        return await self._answer(request, "eviction", body, found, evict)
+
+    def _static(self, answer: Obj) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self._answer(request, None, None, [], lambda: (200, answer))
+
+        return handle
+
+    async def _not_served(self, request: web.Request) -> web.Response:
+        return await self._answer(request, None, None, [], lambda: k8s.NOT_SERVED)
+
+    # -- every request -----------------------------------------------------------------
+
+    async def _answer(
+        self,
+        request: web.Request,
+        route: str | None,
+        body: Any,
+        found: list[str],
+        action: Callable[[], Answer],
+    ) -> web.Response:
+        """Decide under the lock, record, answer; a stalled request waits for `stop`."""
+        with self._lock:
+            self._errors += [f"{request.method} {request.path}: {p}" for p in found]
+            answer = self._decide(request, route, found, action)
+            status = STALLED if answer is None else answer[0]
+            self._calls.append(Call(request.method, request.path, route, status, body, now()))
+        if answer is None:
+            assert self._release is not None
+            await self._release.wait()
+            answer = 503, k8s.status_body(503, "ServiceUnavailable", "the fake API stopped")
+        return web.json_response(answer[1], status=answer[0])
+
+    def _decide(
+        self,
+        request: web.Request,
+        route: str | None,
+        found: list[str],
+        action: Callable[[], Answer],
+    ) -> Answer | None:
+        """The API server's order: authentication, authorization (the mode), validation."""
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            self._errors.append(f"{request.method} {request.path}: no or wrong bearer token")
+            return 401, k8s.status_body(401, "Unauthorized", "Unauthorized")
+        mode = Mode.NORMAL
+        if route is not None:
+            script = self._scripts[route]
+            mode = script.popleft() if script else self._modes[route]
+        if mode is Mode.STALL:
+            return None
+        if mode is not Mode.NORMAL:
+            info = request.match_info
+            return k8s.refusal(mode, request.method, request.path, info["ns"], info.get("name", ""))
+        if found:
+            return 422, k8s.status_body(422, "Invalid", "; ".join(found))
+        return action()
+
+
+class ThreadedFakeApi:
+    """A `FakeApi` on its own event loop in a daemon thread; a context manager."""
+
+    def __init__(self, token: str | None = "fake-token", namespace: str = "default") -> None:
+        self.api = FakeApi(token, namespace)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10.0)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        self._call(self.api.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._call(self.api.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
+            self._loop.close()
