@@ -3,8 +3,7 @@
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import wait_until
-from tests.e2e.process import WatcherProcess
+from tests.e2e.process import WatcherProcess, wait_until
 from tests.e2e.workload import (
     COMM_ABORTED,
     NCCL_ERROR,

@@ -115,9 +115,9 @@ async def connect(
             )
         else:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        api_client = client.ApiClient(configuration)  # reads the CA: ssl.SSLError is an OSError
     except (ConfigException, OSError, ValueError) as exc:
         raise ApiError(f"cannot load the Kubernetes client configuration: {exc}") from None
-    api_client = client.ApiClient(configuration)
     pod = PodRef(pod_name, namespace or _own_namespace())
     return KubeApi(client.CoreV1Api(api_client), api_client, pod, api_timeout)
 
