@@ -57,6 +57,14 @@ def without_rule(pod: dict[str, Any], rule: dict[str, Any] | None) -> dict[str, 
     return pod
 
 
+def restart_once(spawn: Spawn, paths: Paths, kube_env: dict[str, str]) -> None:
+    """A first watcher that exits 88 on a fatal line: the ledger now holds a restart."""
+    first = spawn(**kube_env)
+    first.wait_ready()
+    append(paths.log, NCCL_TIMEOUT + "\n")
+    assert first.wait_exit() == 88
+
+
 @pytest.mark.slow
 def test_fatal_line_posts_an_event_then_exits_88(
     paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
@@ -157,10 +165,7 @@ def test_miswired_pod_is_reported_at_start(
 def test_restart_that_left_the_trainer_running_is_caught_and_evicted(
     paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
 ) -> None:
-    first = spawn(**kube_env)
-    first.wait_ready()
-    append(paths.log, NCCL_TIMEOUT + "\n")
-    assert first.wait_exit() == 88
+    restart_once(spawn, paths, kube_env)
     pod = running_pod()  # an old kubelet: only the sidecar restarted, the trainer never did
     long_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for status in pod["status"]["containerStatuses"]:
@@ -178,10 +183,7 @@ def test_restart_that_left_the_trainer_running_is_caught_and_evicted(
 def test_a_restart_that_worked_is_verified(
     paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
 ) -> None:
-    first = spawn(**kube_env)
-    first.wait_ready()
-    append(paths.log, NCCL_TIMEOUT + "\n")
-    assert first.wait_exit() == 88
+    restart_once(spawn, paths, kube_env)
     api.api.set_pod(running_pod(restarts=1))  # every container started after the exit
     second = spawn(**kube_env)
     second.wait_ready()

@@ -2,9 +2,10 @@
 
 import pytest
 
+from tests.rules.packcheck import assert_fires_first, assert_quiet
 from watcher.rules.matcher import RuleMatcher
 from watcher.rules.packs import load_pack
-from watcher.types import FaultClass, Severity
+from watcher.types import FaultClass
 
 MATCHER = RuleMatcher(load_pack("cuda"))
 
@@ -179,14 +180,12 @@ BENIGN = [
 
 @pytest.mark.parametrize(("reason", "line"), FATAL)
 def test_fires_on_real_failure_lines(reason: str, line: str) -> None:
-    hits = list(MATCHER.scan(line.encode() + b"\n"))
-    assert [hit.rule.reason for hit in hits][:1] == [reason], line
-    assert all(hit.rule.severity is Severity.FATAL for hit in hits)
+    assert_fires_first(MATCHER, reason, line)
 
 
 @pytest.mark.parametrize("line", BENIGN)
 def test_quiet_on_hints_and_startup_noise(line: str) -> None:
-    assert list(MATCHER.scan(line.encode() + b"\n")) == []
+    assert_quiet(MATCHER, line)
 
 
 def test_fault_classes() -> None:
