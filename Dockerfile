@@ -1,14 +1,14 @@
 # pod-watcher: the watcher in a virtual environment with compiled bytecode, on a slim
 # Python base, run as a fixed non-root UID, fit for readOnlyRootFilesystem: true.
 #   docker build -t pod-watcher .                      (or podman build; needs PyPI)
-#   --build-arg EXTRAS=nvml                            (optional extras)
+#   --build-arg EXTRAS=""                              (without NVML; default: nvml)
 #   scripts/build-image                                (no registry: local base, host wheels)
 # The base must provide python3 with the venv module; both stages use the same one, so
 # the venv's interpreter link points at the same path.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS builder
-ARG EXTRAS=""
+ARG EXTRAS="nvml"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 COPY . /src
 # Wheels in the context's wheels/ (scripts/build-image puts them there) are installed

@@ -55,7 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run the effective rules over files offline; exit 1 if anything fatal matched",
     )
     replay.add_argument("--format", choices=["text", "json"], default="text")
-    replay.add_argument("--kind", choices=["log"], default="log", help="what the files hold")
+    replay.add_argument(
+        "--kind",
+        choices=["log", "nvidia-smi", "dcgm-metrics", "dcgmi-health"],
+        default="log",
+        help="what the files hold: logs, or one poll of a GPU tool per file",
+    )
     replay.add_argument("files", nargs="+", metavar="FILE")
     commands.add_parser("version", help="print the version")
     return parser

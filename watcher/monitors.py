@@ -1,11 +1,16 @@
 """Which monitors run, built from the configuration. Every source is optional but one."""
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
 from watcher.clock import Clock
 from watcher.config.load import Config
+from watcher.config.settings import WatcherSettings
+from watcher.gpu.monitor import GpuMonitor
+from watcher.gpu.select import OurGpus, choose, our_uuids
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet
 from watcher.logs.monitor import LogMonitor, Timing
@@ -24,7 +29,11 @@ class Monitors:
 
 
 def build_monitors(
-    config: Config, open_policy: OpenPolicy, clock: Clock, session: aiohttp.ClientSession | None
+    config: Config,
+    open_policy: OpenPolicy,
+    clock: Clock,
+    session: aiohttp.ClientSession | None,
+    environ: Mapping[str, str] | None = None,
 ) -> Monitors:
     settings = config.settings
     progress = ProgressConfig(
@@ -44,7 +53,30 @@ def build_monitors(
         monitors.append(ProgressMonitor(progress, activity, clock))
     if settings.probes:
         monitors.append(ProbeMonitor(settings.probes, clock, session))
+    if settings.gpu != "off":
+        gpu = _gpu_monitor(settings, clock, session, os.environ if environ is None else environ)
+        if gpu is not None:
+            monitors.append(gpu)
     return Monitors(monitors, log_monitor)
+
+
+def _gpu_monitor(
+    settings: WatcherSettings,
+    clock: Clock,
+    session: aiohttp.ClientSession | None,
+    environ: Mapping[str, str],
+) -> GpuMonitor | None:
+    choice = choose(settings, environ, session)
+    if choice.backend is None:
+        return None
+    return GpuMonitor(
+        choice.backend,
+        interval=settings.gpu_poll_interval,
+        timeout=settings.gpu_timeout,
+        clock=clock,
+        keep=OurGpus(our_uuids(settings.gpu_uuids, environ)),
+        why=choice.why,
+    )
 
 
 def _log_monitor(

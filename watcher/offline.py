@@ -1,5 +1,9 @@
 """The offline commands: `rules` lists the effective rules, `replay` runs them over files.
 
+`replay --kind log` (the default) runs the rules over log files; the GPU kinds
+(`nvidia-smi`, `dcgm-metrics`, `dcgmi-health`) read each file as one poll of that tool
+and classify it as the GPU monitor would (watcher/gpu/replay.py).
+
 Both read the same configuration as the watcher but need no state directory or log
 paths. `replay` exits like grep: 0 when nothing fatal matched, 1 when something did,
 2 on bad input (configuration or unreadable files).
@@ -27,6 +31,8 @@ def offline_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "rules":
             return _rules(config, args.format)
+        if getattr(args, "kind", "log") != "log":
+            return _replay_gpu(config, args.files, args.format, args.kind)
         return _replay(config, args.files, args.format)
     except BrokenPipeError:  # `pod-watcher replay ... | head`
         sys.stderr.close()
@@ -71,6 +77,26 @@ def _replay(config: Config, files: list[str], fmt: str) -> int:
         except OSError as exc:
             print(f"pod-watcher: {path}: {exc}", file=sys.stderr)
             return exitcodes.CONFIG_ERROR
+    return FOUND_FATAL if fatal else exitcodes.CLEAN
+
+
+def _replay_gpu(config: Config, files: list[str], fmt: str, kind: str) -> int:
+    """Each file is one poll of a GPU tool (see watcher/gpu/replay.py)."""
+    from watcher.gpu.replay import UnreadableOutput, replay_gpu, write_gpu_hits
+
+    unreadable = [path for path in files if not _readable(path)]
+    for path in unreadable:
+        print(f"pod-watcher: cannot read {path}", file=sys.stderr)
+    if unreadable:
+        return exitcodes.CONFIG_ERROR
+    fatal = 0
+    for path in files:
+        try:
+            hits = replay_gpu(path, kind, config.settings.actions)
+        except (OSError, UnreadableOutput) as exc:
+            print(f"pod-watcher: {path}: {exc}", file=sys.stderr)
+            return exitcodes.CONFIG_ERROR
+        fatal += write_gpu_hits(hits, fmt, sys.stdout)[1]
     return FOUND_FATAL if fatal else exitcodes.CLEAN
 
 

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import aiohttp
 
@@ -41,14 +41,15 @@ CursorSaver = Callable[[], Callable[[], object]]
 async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
     """Run the watcher until it decides to exit or ``stop`` is set; return the exit code."""
     async with contextlib.AsyncExitStack() as stack:
+        settings = config.settings
         session = None
-        if any(probe.type == "http" for probe in config.settings.probes):
+        if settings.gpu == "dcgm" or any(probe.type == "http" for probe in settings.probes):
             connector = aiohttp.TCPConnector(force_close=True)  # a fresh connection per check
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-        api = await open_api(config.settings, os.environ)
+        api = await open_api(settings, os.environ)
         if api is not None:
             stack.push_async_callback(api.close)
-        watcher, save_cursors = build_watcher(config, clock, session, api)
+        watcher, save_cursors = build_watcher(config, clock, session, api, os.environ)
         return await _serve(config.settings, watcher, save_cursors, stop)
 
 
@@ -83,6 +84,7 @@ def build_watcher(
     clock: Clock,
     session: aiohttp.ClientSession | None = None,
     api: KubeApi | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[Watcher, CursorSaver]:
     """Every part, wired; reads the state directory to decide where reading starts."""
     settings = config.settings
@@ -91,7 +93,7 @@ def build_watcher(
     ledger.load()
     store = CursorStore(settings.state_dir)
     plan = plan_start(ledger, store.load(), settings.start_position)
-    monitors = build_monitors(config, plan.open_policy, clock, session)
+    monitors = build_monitors(config, plan.open_policy, clock, session, environ)
     log_monitor = monitors.log
     events = None if api is None else EventPoster(api, clock, settings.container_name, None)
     if api is not None:

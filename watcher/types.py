@@ -69,6 +69,8 @@ class Finding:
     """The file the evidence came from, if any."""
     offset: int | None = None
     """Byte offset of the first evidence line in ``file``."""
+    gpu: str | None = None
+    """The GPU it is about: UUID and PCI bus id."""
     occurrences: int = 1
     """How many times this reason was seen in the scan that produced this finding."""
     min_count: int = 1

@@ -84,7 +84,7 @@ def test_missing_required_values(env: pytest.MonkeyPatch) -> None:
         ("WATCHER_MAX_RESTARTS", "-1", "greater than or equal to 0"),
         ("WATCHER_RESTART_WINDOW", "0", "greater than 0"),
         ("WATCHER_GPU", "cuda", "auto"),
-        ("WATCHER_GPU", "nvml", "not available in this version"),
+        ("WATCHER_GPU", "dcgm", "needs WATCHER_DCGM_EXPORTER_URL"),
         ("WATCHER_RULE_PACKS", "nope", "unknown rule pack"),
         ("WATCHER_DISABLE_RULES", "NoSuchRule", "cannot disable NoSuchRule"),
         ("WATCHER_ACTIONS__HARDWARE", "explode", "Input should be"),

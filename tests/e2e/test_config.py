@@ -81,7 +81,7 @@ def test_termination_log_in_a_missing_directory(paths: Paths) -> None:
     ("env", "needles"),
     [
         ({"WATCHER_RULE_PACKS": "nope"}, ["WATCHER_RULE_PACKS='nope'", "unknown rule pack"]),
-        ({"WATCHER_GPU": "nvml"}, ["WATCHER_GPU='nvml'", "not available"]),
+        ({"WATCHER_GPU": "dcgm"}, ["WATCHER_GPU='dcgm'", "WATCHER_DCGM_EXPORTER_URL"]),
         ({"WATCHER_GPU": "quantum"}, ["WATCHER_GPU='quantum'"]),
         ({"WATCHER_MAX_RESTARTS": "-1"}, ["WATCHER_MAX_RESTARTS='-1'"]),
         ({"WATCHER_RULES": "[{"}, ["WATCHER_RULES", "not valid JSON"]),

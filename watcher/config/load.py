@@ -23,7 +23,6 @@ from watcher.rules.rule import Rule
 
 PREFIX = "WATCHER_"
 NESTED = "__"
-IMPLEMENTED_GPU = ("auto", "off")
 
 
 class ConfigError(Exception):
@@ -177,11 +176,6 @@ def _watch_checks(settings: WatcherSettings, where: _Where) -> list[str]:
     for name in ("silence_timeout", "progress_pattern"):
         if getattr(settings, name) is not None and not settings.log_paths:
             problems.append(f"{where.origin((name,))}: needs WATCHER_LOG_PATHS to read logs from")
-    if settings.gpu not in IMPLEMENTED_GPU:
-        problems.append(
-            f"{where.origin(('gpu',))}: the {settings.gpu} GPU backend is not available in "
-            "this version; use auto or off"
-        )
     return problems
 
 

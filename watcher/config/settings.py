@@ -9,7 +9,7 @@ that name the variable or file key.
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -124,8 +124,20 @@ class WatcherSettings(BaseSettings):
     """Deadline in seconds for each Kubernetes API call; the exit never waits longer."""
     verify_restart_timeout: float = Field(default=300.0, gt=0)
     """After a restart we asked for, how long to wait for the other containers to come back."""
+    gpu_poll_interval: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds between two GPU health polls."""
+    gpu_timeout: float = Field(default=5.0, gt=0, le=120)
+    """Deadline in seconds of each GPU query (an NVML call, nvidia-smi, an HTTP GET)."""
+    nvidia_smi: str = "nvidia-smi"
+    """The nvidia-smi binary: a name looked up on PATH, or a path."""
+    dcgm_exporter_url: str | None = None
+    """dcgm-exporter's URL, e.g. `http://$(NODE_IP):9400/metrics`, NODE_IP from `status.hostIP`."""
+    dcgmi: str = "dcgmi"
+    """The dcgmi binary for `dcgmi health -c` with the dcgm backend; used only if found."""
+    gpu_uuids: CommaList = ()
+    """This Pod's GPUs by UUID; default: NVIDIA_VISIBLE_DEVICES if it lists UUIDs, else all seen."""
     gpu: GpuBackend = "auto"
-    """GPU monitor backend: auto, off, nvml, nvidia-smi, dcgm. Only `auto` and `off` work yet."""
+    """GPU backend: auto (NVML, else nvidia-smi, else off), off, nvml, nvidia-smi or dcgm."""
     start_position: Literal["end", "start"] = "end"
     """Where to begin in files that exist at the first start: their `end` or their `start`."""
     poll_interval: float = Field(default=10.0, gt=0, le=60)
@@ -148,7 +160,7 @@ class WatcherSettings(BaseSettings):
     """`json` lines for machines, `text` for people."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("log_paths", "rule_packs", "disable_rules", mode="before")
+    @field_validator("log_paths", "rule_packs", "disable_rules", "gpu_uuids", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -184,6 +196,22 @@ class WatcherSettings(BaseSettings):
                 )
         return self
 
+    @field_validator("gpu")
+    @classmethod
+    def _dcgm_needs_its_url(cls, value: str, info: ValidationInfo) -> str:
+        if value == "dcgm" and info.data.get("dcgm_exporter_url") is None:
+            raise ValueError(
+                "needs WATCHER_DCGM_EXPORTER_URL (e.g. http://$(NODE_IP):9400/metrics)"
+            )
+        return value
+
+    @field_validator("dcgm_exporter_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
     @field_validator(
         "termination_log",
         "state_dir",
@@ -191,6 +219,7 @@ class WatcherSettings(BaseSettings):
         "heartbeat_file",
         "pod_name",
         "pod_namespace",
+        "dcgm_exporter_url",
         mode="before",
     )
     @classmethod
