@@ -98,17 +98,8 @@ def build_watcher(
     events = None if api is None else EventPoster(api, clock, settings.container_name, None)
     if api is not None:
         last = ledger.last("restart") if plan.mode == "after_restart" else None
-        monitors.all.append(
-            KubeMonitor(
-                api,
-                clock,
-                container=settings.container_name,
-                exit_code=settings.restart_exit_code,
-                restarted_at=None if last is None else last.time,
-                verify_timeout=settings.verify_restart_timeout,
-                events=events,
-            )
-        )
+        restarted_at = None if last is None else last.time
+        monitors.all.append(_kube_monitor(settings, api, clock, restarted_at, events))
 
     def save_cursors() -> Callable[[], object]:
         files = log_monitor.cursors() if log_monitor is not None else {}
@@ -139,6 +130,24 @@ def build_watcher(
         cursors_moved=None if log_monitor is None else log_monitor.moved,
     )
     return watcher, save_cursors
+
+
+def _kube_monitor(
+    settings: WatcherSettings,
+    api: KubeApi,
+    clock: Clock,
+    restarted_at: float | None,
+    events: EventPoster | None,
+) -> KubeMonitor:
+    return KubeMonitor(
+        api,
+        clock,
+        container=settings.container_name,
+        exit_code=settings.restart_exit_code,
+        restarted_at=restarted_at,
+        verify_timeout=settings.verify_restart_timeout,
+        events=events,
+    )
 
 
 def _policy_config(settings: WatcherSettings, *, can_evict: bool) -> PolicyConfig:
