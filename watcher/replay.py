@@ -13,6 +13,7 @@ from typing import TextIO
 from watcher.logs.evidence import evidence_lines
 from watcher.logs.lines import Block
 from watcher.logs.tail import Tail
+from watcher.policy.policy import configured_action
 from watcher.rules.matcher import LineHit, RuleMatcher
 from watcher.rules.rule import Rule
 from watcher.types import Action, FaultClass, Severity
@@ -57,11 +58,7 @@ class ReplayHit:
 
 def action_for(rule: Rule, actions: Mapping[FaultClass, Action]) -> Action:
     """What the watcher would do about one match of ``rule`` (thresholds aside)."""
-    if rule.severity is Severity.INFO:
-        return Action.NONE
-    if rule.severity is Severity.WARNING:
-        return Action.WARN
-    return rule.action or actions[rule.fault_class]
+    return configured_action(rule.severity, rule.fault_class, rule.action, actions)
 
 
 class Replayer:

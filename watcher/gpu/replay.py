@@ -26,6 +26,7 @@ from watcher.gpu.parse_common import MAX_INPUT, Located, Text, unparsed
 from watcher.gpu.parse_dcgm import parse_exporter
 from watcher.gpu.parse_dcgmi import read_dcgmi
 from watcher.gpu.parse_smi import read_smi_any
+from watcher.policy.policy import configured_action
 from watcher.types import Action, FaultClass, Finding, Severity
 
 
@@ -82,12 +83,8 @@ class GpuHit:
 
 
 def action_of(finding: Finding, actions: Mapping[FaultClass, Action]) -> Action:
-    """What the watcher would do about ``finding`` (as `replay.action_for` for rules)."""
-    if finding.severity is Severity.INFO:
-        return Action.NONE
-    if finding.severity is Severity.WARNING:
-        return Action.WARN
-    return finding.action or actions[finding.fault_class]
+    """What the watcher would do about ``finding`` (thresholds aside)."""
+    return configured_action(finding.severity, finding.fault_class, finding.action, actions)
 
 
 def replay_gpu(path: str, kind: str, actions: Mapping[FaultClass, Action]) -> list[GpuHit]:

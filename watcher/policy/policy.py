@@ -14,6 +14,21 @@ from watcher.state.ledger import Ledger
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
 
 
+def configured_action(
+    severity: Severity,
+    fault_class: FaultClass,
+    override: Action | None,
+    actions: Mapping[FaultClass, Action],
+) -> Action:
+    """The action one occurrence leads to, before thresholds and the budget: nothing for
+    notes, a warning for warnings, else the rule's own action or its fault class's."""
+    if severity is Severity.INFO:
+        return Action.NONE
+    if severity is Severity.WARNING:
+        return Action.WARN
+    return override or actions[fault_class]
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     restart_exit_code: int
@@ -52,7 +67,9 @@ class Policy:
                 finding,
                 f"{finding.reason}: already holding ({self.holding.explanation}); no action",
             )
-        action = finding.action or self.config.actions[finding.fault_class]
+        action = configured_action(
+            finding.severity, finding.fault_class, finding.action, self.config.actions
+        )
         decision = self._carry(action, finding)
         if decision.action is Action.HOLD and not decision.dry_run:
             self.holding = decision
