@@ -82,7 +82,7 @@ def _replay(config: Config, files: list[str], fmt: str) -> int:
 
 def _replay_gpu(config: Config, files: list[str], fmt: str, kind: str) -> int:
     """Each file is one poll of a GPU tool (see watcher/gpu/replay.py)."""
-    from watcher.gpu.replay import UnreadableOutput, replay_gpu, write_gpu_hits
+    from watcher.gpu.replay import UnreadableOutput, replay_gpu
 
     unreadable = [path for path in files if not _readable(path)]
     for path in unreadable:
@@ -96,7 +96,7 @@ def _replay_gpu(config: Config, files: list[str], fmt: str, kind: str) -> int:
         except (OSError, UnreadableOutput) as exc:
             print(f"pod-watcher: {path}: {exc}", file=sys.stderr)
             return exitcodes.CONFIG_ERROR
-        fatal += write_gpu_hits(hits, fmt, sys.stdout)[1]
+        fatal += write_hits(hits, fmt, sys.stdout)[1]
     return FOUND_FATAL if fatal else exitcodes.CLEAN
 
 

@@ -6,9 +6,9 @@ watcher would reach. Each match is reported with its 1-based line number.
 """
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from watcher.logs.evidence import evidence_lines
 from watcher.logs.lines import Block
@@ -31,6 +31,10 @@ class ReplayHit:
     rule: Rule
     action: Action
     evidence: tuple[str, ...]
+
+    @property
+    def fatal(self) -> bool:
+        return self.rule.severity is Severity.FATAL
 
     def record(self) -> dict[str, object]:
         rule = self.rule
@@ -135,12 +139,23 @@ class _LineCounter:
         self._block = None
 
 
-def write_hits(hits: Iterator[ReplayHit], fmt: str, out: TextIO) -> tuple[int, int]:
-    """Print the hits; return (all hits, fatal hits)."""
+class Hit(Protocol):
+    """One line of replay output, whatever was replayed (logs, GPU tool output)."""
+
+    @property
+    def fatal(self) -> bool: ...
+
+    def record(self) -> dict[str, object]: ...
+
+    def text(self) -> str: ...
+
+
+def write_hits(hits: Iterable[Hit], fmt: str, out: TextIO) -> tuple[int, int]:
+    """Print the hits as JSON lines or text; return (all hits, fatal hits)."""
     total = fatal = 0
     for hit in hits:
         total += 1
-        fatal += hit.rule.severity is Severity.FATAL
+        fatal += hit.fatal
         if fmt == "json":
             out.write(json.dumps(hit.record(), ensure_ascii=False) + "\n")
         else:

@@ -15,10 +15,9 @@ Findings print in the same JSON shape as log replay, plus `gpu` and `source`; `l
 line of the GPU's block or row where the format has lines (null otherwise).
 """
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Final, TextIO
+from typing import Final
 
 from watcher.gpu.classify import GpuClassifier
 from watcher.gpu.model import GpuReading, Snapshot
@@ -54,6 +53,10 @@ class GpuHit:
     line: int | None
     finding: Finding
     action: Action
+
+    @property
+    def fatal(self) -> bool:
+        return self.finding.severity is Severity.FATAL
 
     def record(self) -> dict[str, object]:
         finding = self.finding
@@ -121,16 +124,3 @@ def _zero(reading: GpuReading) -> GpuReading:
         ecc_uncorrected_volatile=None if reading.ecc_uncorrected_volatile is None else 0,
         xid=None if reading.xid is None else 0,
     )
-
-
-def write_gpu_hits(hits: Iterable[GpuHit], fmt: str, out: TextIO) -> tuple[int, int]:
-    """Print the hits; return (all hits, fatal hits)."""
-    total = fatal = 0
-    for hit in hits:
-        total += 1
-        fatal += hit.finding.severity is Severity.FATAL
-        if fmt == "json":
-            out.write(json.dumps(hit.record(), ensure_ascii=False) + "\n")
-        else:
-            out.write(hit.text() + "\n")
-    return total, fatal
