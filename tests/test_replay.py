@@ -1,15 +1,13 @@
 """`pod-watcher replay` and `rules`: same chunks and matcher as the live path, grep-like exits."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.cli import run_cli
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.replay import Replayer
 from watcher.rules.rule import Rule
@@ -81,18 +79,6 @@ def test_long_line_is_scanned_in_pieces_and_counted_once(tmp_path: Path) -> None
     path = tmp_path / "log"
     path.write_bytes(b"a\n" + b"x" * 50_000 + b" BOOM-9 " + b"x" * 50_000 + b"\nBOOM-2\n")
     assert hits(path) == [(2, "Boom", 2), (3, "Boom", 100_011)]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 NCCL = (

@@ -2,14 +2,13 @@
 with the verdict each deserves. Skipped when the folder is not there."""
 
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.conftest import FIXTURES
 from watcher.gpu.model import Snapshot
 from watcher.gpu.parse_common import unparsed
@@ -118,18 +117,6 @@ def test_the_query_fields_are_all_known_to_the_590_driver() -> None:
     listed = (FIXTURES / HELP).read_text()
     for field in (*QUERY_FIELDS, *FALLBACK_FIELDS):
         assert f'"{field}"' in listed, field
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:

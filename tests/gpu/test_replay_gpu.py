@@ -1,13 +1,12 @@
 """`pod-watcher replay --kind nvidia-smi|dcgm-metrics|dcgmi-health`: one file, one poll."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.gpu.samples import (
     CSV_HEALTHY,
     DCGMI_NEW,
@@ -71,18 +70,6 @@ def test_replay_gpu_reads_a_file_with_lines(tmp_path: Path) -> None:
     assert hit.line == Q_BANNER.count("\n") + 1
     assert hit.finding.reason == "GpuRowRemapPending"
     assert hit.text().startswith(f"{path}:{hit.line}: GpuRowRemapPending [fatal, hardware -> ")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def replay(tmp_path: Path, kind: str, *texts: str) -> subprocess.CompletedProcess[str]:
