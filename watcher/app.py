@@ -56,7 +56,9 @@ class Watcher:
         self.ledger = ledger
         self.board = board
         self.clock = clock
-        self.metrics = Metrics(self.monitors, self.restarts_in_window)
+        self.metrics = Metrics(
+            self.monitors, self.restarts_in_window, lambda: self.policy.holding is not None
+        )
         self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
         self._save_cursors = save_cursors
         self._cursors_moved = cursors_moved
@@ -122,8 +124,6 @@ class Watcher:
             outcome = await self.actions.carry_out(decision)
             if outcome.held is not None:
                 self.policy.hold(outcome.held)
-            if self.policy.holding is not None:
-                self.metrics.holding.set(1)
             if outcome.exit_code is not None:
                 return outcome.exit_code
 

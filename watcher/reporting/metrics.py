@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from watcher import __version__
@@ -13,9 +13,15 @@ from watcher.types import Decision, Finding
 class _MonitorCollector:
     """Reads each monitor's health and counters at scrape time."""
 
-    def __init__(self, monitors: Sequence[Monitor], restarts_in_window: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        monitors: Sequence[Monitor],
+        restarts_in_window: Callable[[], int],
+        holding: Callable[[], bool],
+    ) -> None:
         self._monitors = monitors
         self._restarts_in_window = restarts_in_window
+        self._holding = holding
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily(
@@ -34,12 +40,22 @@ class _MonitorCollector:
             "In-place restarts recorded in the ledger within the budget window",
             value=self._restarts_in_window(),
         )
+        yield GaugeMetricFamily(
+            "watcher_holding",
+            "1 while the watcher holds (stays up but no longer acts)",
+            value=1.0 if self._holding() else 0.0,
+        )
 
 
 class Metrics:
     """Every metric the watcher exports."""
 
-    def __init__(self, monitors: Sequence[Monitor], restarts_in_window: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        monitors: Sequence[Monitor],
+        restarts_in_window: Callable[[], int],
+        holding: Callable[[], bool],
+    ) -> None:
         self.registry = CollectorRegistry()
         self.findings = Counter(
             "watcher_findings",
@@ -58,15 +74,10 @@ class Metrics:
             "Findings dropped because the policy queue was full",
             registry=self.registry,
         )
-        self.holding = Gauge(
-            "watcher_holding",
-            "1 while the watcher holds (stays up but no longer acts)",
-            registry=self.registry,
-        )
         Info("watcher_build", "pod-watcher version", registry=self.registry).info(
             {"version": __version__}
         )
-        self.registry.register(_MonitorCollector(monitors, restarts_in_window))
+        self.registry.register(_MonitorCollector(monitors, restarts_in_window, holding))
 
     def finding(self, finding: Finding) -> None:
         self.findings.labels(
