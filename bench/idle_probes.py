@@ -1,12 +1,18 @@
 """Idle footprint with probes: `pod-watcher run` checking an HTTP and a TCP target every
-`PERIOD` seconds, no log traffic, against the idle figure without probes.
+`PERIOD` seconds, no log traffic.
 
 The targets are a tiny aiohttp server (and a TCP listener) in a process of their own, so
 their CPU is not the watcher's. The window is a whole number of probe periods, so it
 holds as many checks as the steady state does; the watcher's own counters say how many
 checks ran in it and that none failed.
+
+Two references put the figure in context, both measured in the same run: a bare asyncio
+loop waking every `PERIOD` seconds in the same window (the least any asyncio process
+that probes at this period costs on this machine), and the CPU of one check run back to
+back (what the checks cost where a wake-up is cheap).
 """
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -21,6 +27,8 @@ from typing import Any, Final
 from bench import probes, proc, scenarios
 from bench.profiles import Profile
 from bench.report import Result, progress
+from watcher.probes.checks import Checker, client_session
+from watcher.probes.spec import ProbeSpec
 
 PERIOD: Final = 5.0
 """periodSeconds of both probes."""
@@ -65,13 +73,12 @@ def targets() -> Iterator[tuple[int, int]]:
             popen.stdout.close()
 
 
-def probes_env(http_port: int, tcp_port: int) -> dict[str, str]:
+def probe_specs(http_port: int, tcp_port: int) -> list[dict[str, Any]]:
     common = {"periodSeconds": PERIOD, "timeoutSeconds": 1, "failureThreshold": 3}
-    specs = [
+    return [
         {"type": "http", "url": f"http://127.0.0.1:{http_port}/healthz", **common},
         {"type": "tcp", "host": "127.0.0.1", "port": tcp_port, **common},
     ]
-    return {"WATCHER_PROBES": json.dumps(specs)}
 
 
 def _counters(port: int) -> tuple[int, int]:
@@ -91,35 +98,63 @@ def _counters(port: int) -> tuple[int, int]:
 @dataclass
 class ProbedIdle:
     footprint: scenarios.Footprint
+    """Its baseline is a bare asyncio loop waking every `PERIOD` seconds."""
     checks: int
     """Checks (both probes) within the window."""
     failed: int
     """Failed checks since start: must be 0, the targets are healthy."""
+    hot_ms: dict[str, float]
+    """CPU per check, checks run back to back in this process: by probe type."""
 
 
 def probed_idle(window: float, settle: float) -> ProbedIdle:
     with (
         tempfile.TemporaryDirectory(prefix="pod-watcher-bench-") as tmp,
         targets() as (http_port, tcp_port),
-        probes.idle_loop(scenarios.BASELINE_PERIOD) as baseline,
-        proc.running(Path(tmp), probes_env(http_port, tcp_port)) as watcher,
+        probes.idle_loop(PERIOD) as baseline,
     ):
-        watcher.wait_ready()
-        watcher.wait_logged("ready", 5.0)
-        time.sleep(settle)
-        checks_before, _ = _counters(watcher.port)
-        rss = proc.rss_kib(watcher.pid)
-        cpu_before = proc.cpu_seconds(watcher.pid)
-        baseline()
-        sample = scenarios.sample_window(watcher.pid, window)
-        cpu = proc.cpu_seconds(watcher.pid) - cpu_before
-        base_percent, base_per_wake = baseline()
-        checks_after, failed = _counters(watcher.port)
-        threads = len(proc.tasks(watcher.pid).switches)
+        env = {"WATCHER_PROBES": json.dumps(probe_specs(http_port, tcp_port))}
+        with proc.running(Path(tmp), env) as watcher:
+            watcher.wait_ready()
+            watcher.wait_logged("ready", 5.0)
+            time.sleep(settle)
+            checks_before, _ = _counters(watcher.port)
+            rss = proc.rss_kib(watcher.pid)
+            cpu_before = proc.cpu_seconds(watcher.pid)
+            baseline()
+            sample = scenarios.sample_window(watcher.pid, window)
+            cpu = proc.cpu_seconds(watcher.pid) - cpu_before
+            base_percent, base_per_wake = baseline()
+            checks_after, failed = _counters(watcher.port)
+            threads = len(proc.tasks(watcher.pid).switches)
         footprint = scenarios.Footprint(
             rss, 100 * cpu / sample.elapsed_s, sample, threads, base_percent, base_per_wake
         )
-        return ProbedIdle(footprint, checks_after - checks_before, failed)
+        hot = hot_check_ms(probe_specs(http_port, tcp_port), HOT_CHECKS)
+        return ProbedIdle(footprint, checks_after - checks_before, failed, hot)
+
+
+HOT_CHECKS: Final = 200
+
+
+def hot_check_ms(specs: list[dict[str, Any]], rounds: int) -> dict[str, float]:
+    """CPU (this process) per check, ``rounds`` checks of each probe back to back."""
+
+    async def measure() -> dict[str, float]:
+        out: dict[str, float] = {}
+        async with client_session() as session:
+            for spec in map(ProbeSpec.model_validate, specs):
+                checker = Checker(spec, session)
+                for _ in range(10):  # imports, first connections
+                    await checker.check()
+                start = time.process_time()
+                for _ in range(rounds):
+                    if not (result := await checker.check()).ok:
+                        raise proc.WatcherFailed(f"a hot check failed: {result.detail}")
+                out[spec.type] = (time.process_time() - start) * 1000 / rounds
+        return out
+
+    return asyncio.run(measure())
 
 
 def _idle_percent(raw: dict[str, Any]) -> float | None:
@@ -131,18 +166,6 @@ def _idle_percent(raw: dict[str, Any]) -> float | None:
     return float(100 * window["runtime_ns"] / 1e9 / window["elapsed_s"])
 
 
-def _versus(run: ProbedIdle, bare: float | None) -> str:
-    """How the figure compares with the idle one, and what one check costs on top."""
-    if bare is None:
-        return ""
-    w = run.footprint.window
-    text = f"; without probes {bare:.3f} %"
-    if run.checks:
-        per_check = (w.percent() - bare) / 100 * w.elapsed_s * 1000 / run.checks
-        text += f", so {per_check:.2f} ms per check"
-    return text
-
-
 def results(profile: Profile, raw: dict[str, Any]) -> list[Result]:
     """Measure, keep the raw figures in ``raw``, and return the table rows."""
     window = PERIOD * max(1, round(profile.idle_s / PERIOD))
@@ -151,7 +174,13 @@ def results(profile: Profile, raw: dict[str, Any]) -> list[Result]:
     raw["idle_probes"] = asdict(run)
     if run.failed:
         raise proc.WatcherFailed(f"with probes: {run.failed} checks of a healthy target failed")
+    return _measured(run, _idle_percent(raw)) + _references(run)
+
+
+def _measured(run: ProbedIdle, bare: float | None) -> list[Result]:
     f, w = run.footprint, run.footprint.window
+    without = "" if bare is None else f"; without probes {bare:.3f} %"
+    wakes = w.switches / (w.elapsed_s / PERIOD)
     return [
         Result(
             "idle+probes",
@@ -159,8 +188,7 @@ def results(profile: Profile, raw: dict[str, Any]) -> list[Result]:
             w.percent(),
             "% core",
             ("<=", TARGET),
-            f"{w.elapsed_s:.1f} s window, {run.checks} checks, 0 failed"
-            + _versus(run, _idle_percent(raw)),
+            f"{w.elapsed_s:.1f} s window, {run.checks} checks, 0 failed{without}",
         ),
         Result(
             "idle+probes",
@@ -172,17 +200,45 @@ def results(profile: Profile, raw: dict[str, Any]) -> list[Result]:
         ),
         Result(
             "idle+probes",
-            "context switches",
-            w.switches / w.elapsed_s,
-            "/s",
+            f"context switches per {PERIOD:g} s period",
+            wakes,
+            "",
             detail=f"all threads ({w.threads_seen} seen), RSS {f.rss_kib / 1024:.1f} MiB, "
             f"event-loop thread {w.percent(w.main_runtime_ns):.3f} %",
         ),
+    ]
+
+
+def _references(run: ProbedIdle) -> list[Result]:
+    f, w = run.footprint, run.footprint.window
+    hot = sum(run.hot_ms.values())
+    return [
         Result(
             "idle+probes",
-            "baseline: bare asyncio loop, 2 s timer",
+            f"baseline: bare asyncio loop, {PERIOD:g} s timer",
             f.baseline_percent,
             "% core",
             detail=f"same window; {f.baseline_ms_per_wake:.2f} ms CPU per wake-up here",
+        ),
+        Result(
+            "idle+probes",
+            "watcher / bare loop at the same period",
+            w.percent() / f.baseline_percent if f.baseline_percent else None,
+            "x",
+        ),
+        Result(
+            "idle+probes",
+            "one check of each, run hot",
+            hot,
+            "ms CPU",
+            detail=", ".join(f"{k} {v:.2f} ms" for k, v in run.hot_ms.items())
+            + f"; {HOT_CHECKS} in a row",
+        ),
+        Result(
+            "idle+probes",
+            "  the checks alone, per period",
+            100 * hot / 1000 / PERIOD,
+            "% core",
+            detail="the idle figure where a wake-up costs what a hot loop turn does",
         ),
     ]

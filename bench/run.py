@@ -194,7 +194,7 @@ class Bench:
             ),
             Result(
                 "idle",
-                "baseline: bare asyncio loop, 2 s timer",
+                f"baseline: bare asyncio loop, {scenarios.BASELINE_PERIOD:g} s timer",
                 f.baseline_percent,
                 "% core",
                 detail=f"same window; {f.baseline_ms_per_wake:.2f} ms CPU per wake-up here",

@@ -170,8 +170,8 @@ class Footprint:
     baseline_ms_per_wake: float
 
 
-BASELINE_PERIOD: Final = 2.0
-"""The watcher's default safety-net tick."""
+BASELINE_PERIOD: Final = 10.0
+"""The watcher's default safety-net tick (`WATCHER_POLL_INTERVAL`), its only idle wake-up."""
 
 
 def idle_footprint(

@@ -25,6 +25,7 @@ from watcher.kube.monitor import KubeMonitor
 from watcher.kube.setup import open_api
 from watcher.monitors import build_monitors
 from watcher.policy.policy import Policy, PolicyConfig
+from watcher.probes.checks import client_session
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
 from watcher.state.cursors import CursorSnapshot, CursorStore
@@ -44,8 +45,7 @@ async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
         settings = config.settings
         session = None
         if settings.gpu == "dcgm" or any(probe.type == "http" for probe in settings.probes):
-            connector = aiohttp.TCPConnector(force_close=True)  # a fresh connection per check
-            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            session = await stack.enter_async_context(client_session())
         api = await open_api(settings, os.environ)
         if api is not None:
             stack.push_async_callback(api.close)

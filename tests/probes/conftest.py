@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from tests.probes.server import Target
+from watcher.probes.checks import client_session
 
 
 @pytest.fixture
@@ -20,7 +21,6 @@ async def target() -> AsyncIterator[Target]:
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """Built as `watcher.service.serve` builds it: a fresh connection per check."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as client:
+    """The session `watcher.service.serve` gives the checks: a fresh connection per check."""
+    async with client_session() as client:
         yield client

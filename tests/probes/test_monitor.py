@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.probes.server import Reply, Target
 from tests.waiting import until
@@ -183,3 +184,14 @@ async def test_status_counts_down_to_the_report(
         assert 0 <= status["last_success_age_s"] < 1.5
         counters = run.monitor.counters()
     assert counters == {"checks": 3.0, "check_failures": 2.0}
+
+
+async def test_probes_of_one_period_share_beats(target: Target) -> None:
+    """Different initial delays, same period: after the first check each, the two probes
+    are due at the very same instant, a multiple of the period (one wake-up for both)."""
+    specs = (tcp(target.port, name="a"), tcp(target.port, name="b", initialDelaySeconds=0.02))
+    async with probing(None, *specs) as run:
+        a, b = run.monitor.states
+        await run.until(lambda: a.checks == b.checks >= 3)
+        assert a.next_at is not None and a.next_at == b.next_at
+        assert a.next_at / PERIOD == pytest.approx(round(a.next_at / PERIOD), abs=1e-6)

@@ -12,7 +12,6 @@ a row, which are two faults.
 """
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +22,7 @@ from watcher.gpu.classify import GpuClassifier
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
 from watcher.gpu.xids import xid_verdict
 from watcher.monitor import Emit
+from watcher.timers import loop_time, next_beat, wait_until
 from watcher.types import Finding
 
 log = logging.getLogger(__name__)
@@ -154,11 +154,12 @@ class GpuMonitor:
             log.debug("gpu tool failure: %s: %s", failure.problem, failure.detail)
 
     async def _sleep(self) -> None:
-        """Until the next poll is due, or an event asks for one (not sooner than MIN_GAP)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._interval):
-                await self._wake.wait()
-                await asyncio.sleep(min(MIN_GAP, self._interval))
+        """Until the interval's next beat (`watcher.timers`), or sooner when an event asks
+        for a poll, but not sooner than MIN_GAP."""
+        now = loop_time()
+        beat = next_beat(now, self._interval, min_gap=self._interval / 2)
+        if await wait_until(beat, self._wake):
+            await wait_until(min(beat, loop_time() + min(MIN_GAP, self._interval)))
 
     def _on_event(self, reading: GpuReading | None) -> None:
         if reading is not None and reading.xid and self._emit is not None and self._ours(reading):

@@ -2,8 +2,10 @@
 
 One task does all the reading, so no file is ever read by two coroutines at once. It
 wakes when inotify reports a change, and on a safety-net tick that re-stats every file
-in case inotify stayed silent (NFS, FUSE, some container file systems). If a file grows
-twice in a row with no event for it, the monitor says so and polls at a short interval.
+in case inotify stayed silent (NFS, FUSE, some container file systems). The tick sits on
+its interval's beat (`watcher.timers`), so it shares a wake-up with the other timers.
+If a file grows twice in a row with no event for it, the monitor says so and polls at a
+short interval.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from watcher.monitor import Emit
 from watcher.progress.signals import LogActivity
 from watcher.rules.matcher import LineHit, RuleMatcher
 from watcher.state.cursors import Cursor
+from watcher.timers import loop_time, next_beat, wait_until
 from watcher.types import Finding
 
 log = logging.getLogger(__name__)
@@ -133,23 +136,17 @@ class LogMonitor:
         self._wake.set()
 
     async def _loop(self, emit: Emit) -> None:
-        next_tick = self._clock.monotonic() + self._interval()
+        next_tick = next_beat(loop_time(), self._interval())
         while True:
             # a new orphan (no events come for it) or polling shortens the wait at once
-            next_tick = min(next_tick, self._clock.monotonic() + self._interval())
-            delay = next_tick - self._clock.monotonic()
-            if delay > 0 and not self._wake.is_set():
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+            next_tick = min(next_tick, next_beat(loop_time(), self._interval()))
+            await wait_until(next_tick, self._wake)
             self._wake.clear()
             changes, self._changes = self._changes, Changes()
             touched = self._apply(changes)
-            if self._clock.monotonic() >= next_tick:
+            if loop_time() >= next_tick:
                 touched |= self._tick()
-                next_tick = self._clock.monotonic() + self._interval()
+                next_tick = next_beat(loop_time(), self._interval())
             await self._drain(touched, emit)
             await self._expire_orphans(emit)
 

@@ -21,6 +21,12 @@ class ProbeResult:
     """What was seen: "200 OK in 3 ms", "connection refused", "timed out after 1s"..."""
 
 
+def client_session() -> aiohttp.ClientSession:
+    """The HTTP client the checks share: a fresh connection per check, as the kubelet
+    does, so a server that no longer accepts connections fails its probe."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
+
 class Checker:
     """Runs one probe's check against its target."""
 

@@ -4,6 +4,10 @@ After ``initialDelaySeconds``, a check every ``periodSeconds``, each bounded by
 ``timeoutSeconds``. ``failureThreshold`` failures in a row make one finding; the probe
 is healthy again after ``successThreshold`` successes in a row, and may then report
 the next run of failures.
+
+Checks after the first sit on the period's beats (`watcher.timers`), so probes with the
+same period, and the other periodic timers, share one wake-up. The second check
+therefore comes half a period to one and a half periods after the first.
 """
 
 import asyncio
@@ -17,6 +21,7 @@ from watcher.clock import Clock
 from watcher.monitor import Emit
 from watcher.probes.checks import Checker, ProbeResult
 from watcher.probes.spec import ProbeSpec
+from watcher.timers import loop_time, next_beat, wait_until
 from watcher.types import Finding, Severity
 
 
@@ -31,6 +36,7 @@ class ProbeState:
     last: ProbeResult | None = None
     last_success_at: float | None = None
     next_at: float | None = None
+    """When the next check is due, on the event loop's clock."""
     history: list[str] = field(default_factory=list)
     """Details of the current run of failures, latest last."""
     checks: int = 0
@@ -59,14 +65,13 @@ class ProbeMonitor:
 
     async def _probe(self, checker: Checker, state: ProbeState, emit: Emit) -> None:
         spec = checker.spec
-        state.next_at = self._clock.monotonic() + spec.initial_delay
+        state.next_at = loop_time() + spec.initial_delay
         while True:
-            await asyncio.sleep(max(0.0, state.next_at - self._clock.monotonic()))
+            await wait_until(state.next_at)
             result = await checker.check()
+            # on the beat, at least half a period on; a slow check skips beats
+            state.next_at = next_beat(loop_time(), spec.period, min_gap=spec.period / 2)
             now = self._clock.monotonic()
-            state.next_at += spec.period
-            if state.next_at < now:  # a slow check: skip missed periods, keep the rhythm
-                state.next_at = now + spec.period
             if self._record(spec, state, result, now):
                 emit(self._finding(spec, state, now))
 
@@ -109,9 +114,9 @@ class ProbeMonitor:
         return True, f"{len(self._checkers)} probes"
 
     def status(self) -> dict[str, Any]:
-        now = self._clock.monotonic()
+        now, beat_now = self._clock.monotonic(), loop_time()
         pairs = zip(self._checkers, self.states, strict=True)
-        return {"probes": [_probe_status(c.spec, state, now) for c, state in pairs]}
+        return {"probes": [_probe_status(c.spec, s, now, beat_now) for c, s in pairs]}
 
     def counters(self) -> dict[str, float]:
         return {
@@ -120,11 +125,13 @@ class ProbeMonitor:
         }
 
 
-def _probe_status(spec: ProbeSpec, state: ProbeState, now: float) -> dict[str, Any]:
+def _probe_status(
+    spec: ProbeSpec, state: ProbeState, now: float, loop_now: float
+) -> dict[str, Any]:
     left = max(0, spec.failure_threshold - state.failures)
     time_left = None
     if state.next_at is not None and not state.reported:
-        time_left = max(0.0, state.next_at - now) + max(0, left - 1) * spec.period
+        time_left = max(0.0, state.next_at - loop_now) + max(0, left - 1) * spec.period
     return {
         "probe": spec.label,
         "last": None if state.last is None else state.last.detail,
