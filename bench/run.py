@@ -1,4 +1,4 @@
-"""`python -m bench.run [--quick | --smoke] [--json OUT]`: the pod-watcher benchmark.
+"""`python -m bench.run [--quick | --smoke] [--only SECTION] [--json OUT]`: the benchmark.
 
 Measures, in one run on this machine: scan throughput against GNU grep (with a count
 check), time to ready, write-to-exit latency, idle footprint (also with two probes) and
@@ -13,6 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,7 @@ from watcher.rules.matcher import RuleMatcher
 from watcher.rules.packs import load_pack
 
 MB = 1_000_000
+SECTIONS = ("scan", "ready", "exit", "idle", "sustained")
 
 
 class Bench:
@@ -242,17 +244,26 @@ class Bench:
             Result("sustained", "RSS after", runs[-1].rss_kib / 1024, "MiB"),
         )
 
-    def run(self) -> None:
-        with tempfile.TemporaryDirectory(prefix="pod-watcher-corpus-") as tmp:
-            self.throughput(Path(tmp))
+    def run(self, only: Collection[str] = SECTIONS) -> None:
+        if "scan" in only:
+            with tempfile.TemporaryDirectory(prefix="pod-watcher-corpus-") as tmp:
+                self.throughput(Path(tmp))
+        processes = {
+            "ready": self.ready,
+            "exit": self.exit_latency,
+            "idle": self.idle,
+            "sustained": self.sustained,
+        }
         with tempfile.TemporaryDirectory(prefix="pod-watcher-pyc-") as pyc:
             proc.bytecode_dir = Path(pyc)
             try:
-                for section in (self.ready, self.exit_latency, self.idle, self.sustained):
+                for name, section in processes.items():
+                    if name not in only:
+                        continue
                     try:
                         section()
                     except proc.WatcherFailed as exc:
-                        self.failures.append(f"{section.__name__}: {exc}")
+                        self.failures.append(f"{name}: {exc}")
             finally:
                 proc.bytecode_dir = None
 
@@ -267,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="10 MB corpus, shorter windows")
     size.add_argument("--smoke", action="store_true", help="everything tiny, for CI (< 30 s)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write results as JSON")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable); idle includes the probes",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupted)
     profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
@@ -275,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(profile)
     started = time.perf_counter()
     try:
-        bench.run()
+        bench.run(args.only or SECTIONS)
     finally:
         proc.kill_leftovers()
     bench.raw["elapsed_s"] = time.perf_counter() - started
