@@ -26,6 +26,8 @@ class Monitors:
     all: list[Monitor]
     log: LogMonitor | None
     """The log monitor, whose read cursors the state directory keeps."""
+    gpu: GpuMonitor | None = None
+    """The GPU monitor, which knows which bus ids are this Pod's GPUs."""
 
 
 def build_monitors(
@@ -53,11 +55,12 @@ def build_monitors(
         monitors.append(ProgressMonitor(progress, activity, clock))
     if settings.probes:
         monitors.append(ProbeMonitor(settings.probes, clock, session))
+    gpu = None
     if settings.gpu != "off":
         gpu = _gpu_monitor(settings, clock, session, os.environ if environ is None else environ)
         if gpu is not None:
             monitors.append(gpu)
-    return Monitors(monitors, log_monitor)
+    return Monitors(monitors, log_monitor, gpu)
 
 
 def _gpu_monitor(

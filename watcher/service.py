@@ -119,7 +119,12 @@ def build_watcher(
     )
     watcher = Watcher(
         monitors=monitors.all,
-        policy=Policy(_policy_config(settings, can_evict=api is not None), ledger, clock),
+        policy=Policy(
+            _policy_config(settings, can_evict=api is not None),
+            ledger,
+            clock,
+            gpu_owner=None if monitors.gpu is None else monitors.gpu.owns,
+        ),
         actions=actions,
         ledger=ledger,
         board=StatusBoard(clock),

@@ -79,6 +79,9 @@ class Finding:
     """...within this many seconds."""
     action: Action | None = None
     """A per-rule override of the fault class's default action."""
+    bus_id: str | None = None
+    """PCI bus id (`0000:3b:00`) of the GPU a kernel log line names: a node's kernel log
+    holds other Pods' GPUs too, and the policy leaves those alone."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """`pod-watcher run` with WATCHER_GPU=nvidia-smi and a fake nvidia-smi, seen from outside:
 a GPU that needs a reset holds the Pod (no API access to evict it), a hung nvidia-smi
-is killed and reported while the watcher stays live."""
+is killed and reported while the watcher stays live, and a kernel Xid line counts only
+when it names one of the GPUs nvidia-smi lists."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +96,35 @@ def test_a_hanging_nvidia_smi_is_killed_reported_and_the_watcher_stays_live(
     smi.set("healthy")
     watcher.wait_status(lambda s: s["monitors"]["gpu"]["failures"] == [], "a good poll again")
     watcher.assert_stays_alive(0.3)
+
+
+def _xid_79(bus_id: str) -> str:
+    return (
+        f"[Sun Feb 23 16:24:18 2025] NVRM: Xid (PCI:{bus_id}): 79, pid=2024380, "
+        "name=python, GPU has fallen off the bus.\n"
+    )
+
+
+def test_a_kernel_xid_counts_only_for_one_of_the_pods_gpus(
+    watcher: WatcherProcess, paths: Paths
+) -> None:
+    watcher.wait_ready()
+    watcher.wait_status(lambda s: s["monitors"]["gpu"]["polls"] >= 1, "a first poll")
+    with paths.log.open("a", encoding="utf-8") as log:
+        log.write(_xid_79("0000:9b:00"))  # a GPU of another Pod on this node
+    status = watcher.wait_status(
+        lambda s: any(d["reason"] == "XidGpuFallenOffBus" for d in s["recent_decisions"]),
+        "the decision about the other Pod's GPU",
+    )
+    (decision,) = status["recent_decisions"]
+    assert decision["action"] == "none"
+    assert "GPU at 0000:9b:00, not one of this Pod's" in decision["explanation"]
+    (finding,) = status["recent_findings"]
+    assert (finding["bus_id"], finding["gpu"]) == ("0000:9b:00", "PCI 0000:9b:00")
+    watcher.assert_stays_alive(0.5)
+    assert watcher.status()["state"] == "watching"
+    with paths.log.open("a", encoding="utf-8") as log:
+        log.write(_xid_79("0000:18:00"))  # ours: nvidia-smi lists it
+    status = watcher.wait_status(lambda s: s["state"] == "holding", "state holding")
+    assert "XidGpuFallenOffBus" in status["holding"]
+    watcher.assert_stays_alive(0.5)

@@ -219,3 +219,33 @@ def test_a_gpu_of_ours_the_tool_does_not_list_is_reported() -> None:
     (failure,) = kept.failures
     assert failure.problem is ToolProblem.NO_DEVICES
     assert failure.detail == f"{B}: not among the GPUs s sees"
+
+
+def test_which_bus_ids_are_ours_once_every_one_of_ours_was_seen() -> None:
+    ours = OurGpus((A,))
+    assert ours.owns("0000:18:00") is None  # no poll yet
+    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), reading(B, "0000:2a:00"))))
+    assert ours.owns("00000000:18:00.0") is True  # nvidia-smi's spelling of the same GPU
+    assert ours.owns("0000:2a:00") is False
+    assert ours.owns("0000:9b:00") is False  # a GPU this container cannot even see
+    ours.keep(Snapshot("s", (reading(None, "0000:18:00", lost=True),)))
+    assert ours.owns("0000:18:00") is True  # lost since, still ours
+
+
+def test_while_one_of_ours_was_never_seen_no_bus_id_is_called_theirs() -> None:
+    ours = OurGpus((A, B))
+    ours.keep(Snapshot("s", (reading(A, "0000:18:00"),)))
+    assert ours.owns("0000:18:00") is True
+    assert ours.owns("0000:9b:00") is None
+
+
+def test_a_gpu_listed_without_a_bus_id_leaves_unknown_bus_ids_undecided() -> None:
+    ours = OurGpus(None)
+    ours.keep(Snapshot("s", (reading(A, "0000:18:00"),)))
+    assert (ours.owns("0000:18:00"), ours.owns("0000:9b:00")) == (True, False)
+    lost_by_index = GpuReading(GpuId(index=1), lost=True)
+    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), lost_by_index)))
+    assert ours.owns("0000:9b:00") is None
+    ours.keep(Snapshot("s", ()))  # a failed poll lists nothing
+    assert ours.owns("0000:9b:00") is None
+    assert ours.owns("0000:18:00") is True

@@ -164,3 +164,31 @@ def test_dry_run_decides_but_never_holds_for_good(ledger: Ledger, clock: FakeClo
     decision = decide(dry, clock)
     assert decision.dry_run and decision.action is Action.RESTART
     assert "would exit 88" in decision.explanation
+
+
+@pytest.mark.parametrize(
+    ("owner", "expected"),
+    [(False, Action.NONE), (None, Action.EVICT), (True, Action.EVICT)],
+)
+def test_a_kernel_line_about_another_pods_gpu_is_left_alone(
+    ledger: Ledger, clock: FakeClock, owner: bool | None, expected: Action
+) -> None:
+    asked: list[str] = []
+
+    def owns(bus_id: str) -> bool | None:
+        asked.append(bus_id)
+        return owner
+
+    policy = Policy(replace(CONFIG, can_evict=True), ledger, clock, gpu_owner=owns)
+    xid = decide(
+        policy,
+        clock,
+        reason="XidGpuFallenOffBus",
+        fault_class=FaultClass.HARDWARE,
+        bus_id="0000:9b:00",
+    )
+    assert (xid.action, asked) == (expected, ["0000:9b:00"])
+    if expected is Action.NONE:
+        assert "0000:9b:00, not one of this Pod's" in xid.explanation
+    assert decide(policy, clock).action is Action.RESTART  # no bus id: never asked
+    assert asked == ["0000:9b:00"]

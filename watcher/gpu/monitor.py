@@ -50,6 +50,9 @@ class SnapshotFilter(Protocol):
     def keep(self, snapshot: Snapshot) -> Snapshot:
         """Only this Pod's GPUs (see `select.OurGpus`)."""
 
+    def owns(self, bus_id: str) -> bool | None:
+        """Whether the GPU at ``bus_id`` is this Pod's; None while it cannot tell."""
+
 
 @runtime_checkable
 class EventSource(Protocol):
@@ -166,6 +169,10 @@ class GpuMonitor:
             self.stats.xid_events += 1
             self._emit(xid_finding(self.backend.name, reading, self._clock.monotonic()))
         self._wake.set()
+
+    def owns(self, bus_id: str) -> bool | None:
+        """Whether the GPU at ``bus_id`` is this Pod's, as far as the polls tell."""
+        return None if self._keep is None else self._keep.owns(bus_id)
 
     def _ours(self, reading: GpuReading) -> bool:
         if self._keep is None:

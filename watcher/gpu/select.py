@@ -22,7 +22,13 @@ from watcher.config.settings import WatcherSettings
 from watcher.gpu.backend_dcgm import DcgmBackend
 from watcher.gpu.backend_nvml import NvmlBackend
 from watcher.gpu.backend_smi import SmiBackend
-from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
+from watcher.gpu.model import (
+    GpuReading,
+    Snapshot,
+    ToolFailure,
+    ToolProblem,
+    normalize_bus_id,
+)
 from watcher.gpu.monitor import GpuBackend
 from watcher.gpu.parse_common import filter_snapshot
 
@@ -152,24 +158,34 @@ def nvml_works(nvml: Any, timeout: float) -> str | None:
 
 @dataclass
 class OurGpus:
-    """Keeps only this Pod's GPUs in each snapshot, and says when one of them is missing.
+    """Keeps only this Pod's GPUs in each snapshot, says when one of them is missing, and
+    answers whether a PCI bus id (from a kernel Xid line) is one of ours.
 
     A GPU that nvidia-smi cannot open is named by its bus id only: it is kept when that
     bus id belonged to one of ours, or is unknown while one of ours is missing."""
 
     uuids: tuple[str, ...] | None
-    _ours: set[str] = field(default_factory=set)
+    _ours: dict[str, str] = field(default_factory=dict)
+    """UUID (lower case) -> bus id, for each of ours seen with both."""
     _theirs: set[str] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)
+    """Without UUIDs (every GPU we see is ours): the bus ids seen so far."""
+    _complete: bool = False
+    """The last poll named every GPU it listed by bus id, and all of ours were among them
+    (or seen before): a bus id we do not know is then another Pod's GPU."""
 
     def keep(self, snapshot: Snapshot) -> Snapshot:
         if self.uuids is None:
+            self._seen |= {r.gpu.bus_id for r in snapshot.readings if r.gpu.bus_id}
+            self._complete = bool(snapshot.readings) and _all_named(snapshot)
             return snapshot
         wanted = {u.lower() for u in self.uuids}
         self._learn(snapshot.readings, wanted)
+        self._complete = wanted <= set(self._ours) and _all_named(snapshot)
         seen = {r.gpu.uuid.lower() for r in snapshot.readings if r.gpu.uuid}
         seen |= {f.gpu.uuid.lower() for f in snapshot.failures if f.gpu and f.gpu.uuid}
         missing = sorted(u for u in self.uuids if u.lower() not in seen)
-        buses = set(self._ours)
+        buses = set(self._ours.values())
         if missing:
             buses |= {b for b in _bus_only(snapshot.readings) if b not in self._theirs}
         kept = filter_snapshot(snapshot, self.uuids, buses)
@@ -179,11 +195,28 @@ class OurGpus:
             return Snapshot(kept.source, kept.readings, (*kept.failures, note))
         return kept
 
+    def owns(self, bus_id: str) -> bool | None:
+        """True for one of ours; False for another Pod's GPU; None while we cannot tell
+        (no poll yet, one of ours never seen, a GPU listed without its bus id)."""
+        bus = normalize_bus_id(bus_id)
+        ours = self._seen if self.uuids is None else set(self._ours.values())
+        if bus in ours:
+            return True
+        return False if self._complete else None
+
     def _learn(self, readings: Sequence[GpuReading], wanted: set[str]) -> None:
         for reading in readings:
             uuid, bus = reading.gpu.uuid, reading.gpu.bus_id
             if uuid and bus:
-                (self._ours if uuid.lower() in wanted else self._theirs).add(bus)
+                if uuid.lower() in wanted:
+                    self._ours[uuid.lower()] = bus
+                else:
+                    self._theirs.add(bus)
+
+
+def _all_named(snapshot: Snapshot) -> bool:
+    """Every GPU the poll listed has a bus id (a GPU lost by index only has none)."""
+    return all(r.gpu.bus_id for r in snapshot.readings)
 
 
 def _bus_only(readings: Sequence[GpuReading]) -> set[str]:

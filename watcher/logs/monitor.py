@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher.clock import Clock
+from watcher.gpu.kernel_log import bus_id_named
 from watcher.logs.evidence import evidence_lines
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet
@@ -251,6 +252,7 @@ class LogMonitor:
 
     def _finding(self, tail: Tail, block: Block, hit: LineHit, count: int) -> Finding:
         rule = hit.rule
+        bus_id = bus_id_named(hit.line.decode("latin-1"))
         return Finding(
             source=self.name,
             reason=rule.reason,
@@ -265,6 +267,8 @@ class LogMonitor:
             min_count=rule.count,
             window_s=rule.window,
             action=rule.action,
+            gpu=None if bus_id is None else f"PCI {bus_id}",
+            bus_id=bus_id,
         )
 
 

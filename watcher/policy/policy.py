@@ -1,11 +1,11 @@
 """Turn each finding into a decision: nothing, warn, restart in place, evict, or hold.
 
-Thresholds (count-in-window), the restart budget, the minimum uptime and dry run are
-all applied here and nowhere else. The policy reads the ledger but never writes it; the
-actions do, once a decision is carried out.
+Thresholds (count-in-window), the restart budget, the minimum uptime, dry run and
+"that GPU is another Pod's" are all applied here and nowhere else. The policy reads the
+ledger but never writes it; the actions do, once a decision is carried out.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from watcher.clock import Clock
@@ -42,18 +42,31 @@ class PolicyConfig:
     """Whether an eviction can be carried out (needs the Kubernetes API)."""
 
 
+GpuOwner = Callable[[str], bool | None]
+"""Whether the GPU at a PCI bus id is this Pod's: True, False, or None (cannot tell)."""
+
+
 class Policy:
     """Decides; remembers only thresholds in progress and whether it holds."""
 
-    def __init__(self, config: PolicyConfig, ledger: Ledger, clock: Clock) -> None:
+    def __init__(
+        self, config: PolicyConfig, ledger: Ledger, clock: Clock, gpu_owner: GpuOwner | None = None
+    ) -> None:
         self.config = config
         self._ledger = ledger
         self._clock = clock
+        self._gpu_owner = gpu_owner
         self._counts = SlidingCounter()
         self.holding: Decision | None = None
         """The decision that made the watcher hold; sticky for the life of the process."""
 
     def decide(self, finding: Finding) -> Decision:
+        if self._another_pods_gpu(finding):
+            return Decision(
+                Action.NONE,
+                finding,
+                f"{finding.reason}: about the GPU at {finding.bus_id}, not one of this Pod's",
+            )
         if finding.severity is Severity.INFO:
             return Decision(Action.NONE, finding, f"{finding.reason}: noted")
         if finding.severity is Severity.WARNING:
@@ -74,6 +87,13 @@ class Policy:
         if decision.action is Action.HOLD and not decision.dry_run:
             self.holding = decision
         return decision
+
+    def _another_pods_gpu(self, finding: Finding) -> bool:
+        """A kernel line about a GPU the polls show is not ours. While the polls cannot
+        tell (no GPU monitor, one of ours never seen), the finding counts."""
+        if finding.bus_id is None or self._gpu_owner is None:
+            return False
+        return self._gpu_owner(finding.bus_id) is False
 
     def hold(self, decision: Decision) -> None:
         """The actions could not, or need no longer, act (an eviction requested or refused):
