@@ -190,8 +190,15 @@ async def test_probes_of_one_period_share_beats(target: Target) -> None:
     """Different initial delays, same period: after the first check each, the two probes
     are due at the very same instant, a multiple of the period (one wake-up for both)."""
     specs = (tcp(target.port, name="a"), tcp(target.port, name="b", initialDelaySeconds=0.02))
-    async with probing(None, *specs) as run:
+    shared: set[float] = set()
+
+    def three_shared_beats() -> bool:
+        # a may stay a check ahead of b: each first check has its own next beat
         a, b = run.monitor.states
-        await run.until(lambda: a.checks == b.checks >= 3)
-        assert a.next_at is not None and a.next_at == b.next_at
-        assert a.next_at / PERIOD == pytest.approx(round(a.next_at / PERIOD), abs=1e-6)
+        if a.next_at is not None and a.next_at == b.next_at:
+            shared.add(a.next_at)
+        return len(shared) >= 3
+
+    async with probing(None, *specs) as run:
+        await run.until(three_shared_beats)
+    assert all(at / PERIOD == pytest.approx(round(at / PERIOD), abs=1e-6) for at in shared)
