@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from watcher.timers import loop_time, next_beat, wait_until
+from watcher.timers import beat_after, loop_time, next_beat, wait_until
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,21 @@ def test_periods_that_divide_one_another_share_beats() -> None:
     now = 123456.789
     five, ten = next_beat(now, 5.0), next_beat(now, 10.0)
     assert ten == five or ten == next_beat(five, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("started", "now", "beat"),
+    [
+        (15.0, 15.3, 20.0),  # on the beat: exactly a period later
+        (15.0, 18.0, 20.0),  # a slow run that ended before the beat does not skip it
+        (15.0, 20.5, 25.0),  # an overrun skips to the next beat
+        (15.0, 20.0, 25.0),
+        (12.4, 12.5, 15.0),  # off the beat, early: the coming beat
+        (14.9, 14.95, 20.0),  # off the beat, just before one: not a moment later
+    ],
+)
+def test_beat_after(started: float, now: float, beat: float) -> None:
+    assert beat_after(started, now, 5.0) == beat
 
 
 @pytest.mark.parametrize("period", [0.0, -1.0])

@@ -22,15 +22,22 @@ def loop_time() -> float:
 
 
 def next_beat(now: float, period: float, *, min_gap: float = 0.0) -> float:
-    """The first multiple of ``period`` more than ``min_gap`` seconds after ``now``.
-
-    With ``min_gap = period / 2``, work that ran off the beat (a first check, a poll an
-    event asked for) is not repeated a moment later: the next run is half a period to
-    one and a half periods away, and on the beat.
-    """
+    """The first multiple of ``period`` more than ``min_gap`` seconds after ``now``."""
     if period <= 0:
         raise ValueError(f"a period must be positive, not {period!r}")
     return (math.floor((now + min_gap) / period) + 1) * period
+
+
+def beat_after(started: float, now: float, period: float) -> float:
+    """When work that started at ``started`` and is done at ``now`` runs next.
+
+    The first beat at least half a period after the start: work that began on a beat
+    runs again exactly a period later, and work that began off the beat (a first check,
+    a poll an event asked for) is not repeated a moment later. Work that overran that
+    beat skips to the next one.
+    """
+    beat = next_beat(started, period, min_gap=period / 2)
+    return beat if beat > now else next_beat(now, period)
 
 
 async def wait_until(when: float, event: asyncio.Event | None = None) -> bool:

@@ -30,6 +30,8 @@ class Reply:
     body: str = "ok"
     hang: bool = False
     """Answer nothing until the server stops."""
+    delay: float = 0.0
+    """Seconds to take before answering."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Target:
         if reply.hang:
             assert self._release is not None
             await self._release.wait()
+        await asyncio.sleep(reply.delay)
         return web.Response(status=reply.status, text=reply.body)
 
     async def start(self, port: int = 0) -> int:

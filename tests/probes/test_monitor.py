@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -202,3 +203,18 @@ async def test_probes_of_one_period_share_beats(target: Target) -> None:
     async with probing(None, *specs) as run:
         await run.until(three_shared_beats)
     assert all(at / PERIOD == pytest.approx(round(at / PERIOD), abs=1e-6) for at in shared)
+
+
+async def test_a_slow_answer_keeps_the_rhythm(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """Answers that take most of the period: a check still starts on every beat."""
+    period = 0.2
+    target.default = Reply(delay=0.13)
+    spec = http(target, periodSeconds=period, timeoutSeconds=0.19)
+    async with probing(session, spec) as run:
+        await run.until(lambda: run.monitor.states[0].checks >= 6)
+        assert run.status()["failures_in_a_row"] == 0
+    starts = [r.at for r in target.requests][1:6]  # from the second check, on the beats
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(period * 0.5 < gap < period * 1.5 for gap in gaps), gaps

@@ -22,7 +22,7 @@ from watcher.gpu.classify import GpuClassifier
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
 from watcher.gpu.xids import xid_verdict
 from watcher.monitor import Emit
-from watcher.timers import loop_time, next_beat, wait_until
+from watcher.timers import beat_after, loop_time, wait_until
 from watcher.types import Finding
 
 log = logging.getLogger(__name__)
@@ -108,11 +108,12 @@ class GpuMonitor:
         try:
             while True:
                 self._wake.clear()
+                started = loop_time()
                 snapshot = await self.poll_once()
                 for finding in self._classifier.classify(snapshot, self._clock.monotonic()):
                     emit(finding)
                 self.ready.set()
-                await self._sleep()
+                await self._sleep(started)
         finally:
             await self._close()
 
@@ -156,11 +157,10 @@ class GpuMonitor:
         for failure in snapshot.failures:
             log.debug("gpu tool failure: %s: %s", failure.problem, failure.detail)
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, started: float) -> None:
         """Until the interval's next beat (`watcher.timers`), or sooner when an event asks
         for a poll, but not sooner than MIN_GAP."""
-        now = loop_time()
-        beat = next_beat(now, self._interval, min_gap=self._interval / 2)
+        beat = beat_after(started, loop_time(), self._interval)
         if await wait_until(beat, self._wake):
             await wait_until(min(beat, loop_time() + min(MIN_GAP, self._interval)))
 

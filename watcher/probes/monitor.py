@@ -21,7 +21,7 @@ from watcher.clock import Clock
 from watcher.monitor import Emit
 from watcher.probes.checks import Checker, ProbeResult
 from watcher.probes.spec import ProbeSpec
-from watcher.timers import loop_time, next_beat, wait_until
+from watcher.timers import beat_after, loop_time, wait_until
 from watcher.types import Finding, Severity
 
 
@@ -67,10 +67,9 @@ class ProbeMonitor:
         spec = checker.spec
         state.next_at = loop_time() + spec.initial_delay
         while True:
-            await wait_until(state.next_at)
+            await wait_until(started := state.next_at)
             result = await checker.check()
-            # on the beat, at least half a period on; a slow check skips beats
-            state.next_at = next_beat(loop_time(), spec.period, min_gap=spec.period / 2)
+            state.next_at = beat_after(started, loop_time(), spec.period)
             now = self._clock.monotonic()
             if self._record(spec, state, result, now):
                 emit(self._finding(spec, state, now))
