@@ -132,10 +132,10 @@ async def test_hang_and_refusal_are_failures(
     target.hang()
     spec = http(target, failureThreshold=2, periodSeconds=0.2, timeoutSeconds=0.1)
     async with probing(session, spec) as run:
-        await run.until(lambda: run.findings)
+        await run.until(lambda: run.findings and len(target.requests) >= 3)
         assert run.findings[0].evidence == ("timed out after 0.1s", "timed out after 0.1s")
-        first, second = target.requests[0].at, target.requests[1].at
-        assert 0.2 - 0.02 <= second - first <= 0.2 + 0.1, "a slow check keeps the rhythm"
+        second, third = target.requests[1].at, target.requests[2].at  # both on beats
+        assert 0.2 - 0.02 <= third - second <= 0.2 + 0.1, "a slow check keeps the rhythm"
     await target.stop()
     async with probing(session, http(target, failureThreshold=2)) as run:
         await run.until(lambda: run.findings)
