@@ -176,3 +176,25 @@ def test_resume_reads_a_file_that_appeared_while_down(paths: Paths, spawn: Spawn
     assert second.wait_exit(2.0) == 88
     [entry] = paths.ledger_entries()
     assert (entry["file"], entry["offset"]) == (str(fresh), offset)
+
+
+@pytest.mark.slow
+def test_resume_reads_what_a_file_gained_before_it_was_rotated(paths: Paths, spawn: Spawn) -> None:
+    """The watcher alone was down; the trainer logged its fatal line, then its log was
+    rotated. The old inode is read from the saved cursor under its new name."""
+    append(paths.log, BENIGN)
+    first = spawn()
+    first.wait_ready()
+    first.signal(signal.SIGKILL)
+    first.wait_exit(5.0)
+
+    offset = append(paths.log, NCCL_TIMEOUT + "\n")
+    rotated = paths.logs / "train.log.1"
+    paths.log.rename(rotated)
+    append(paths.log, BENIGN)
+    second = spawn()
+    assert second.wait_msg("starting")["mode"] == "resume"
+    assert second.wait_exit(5.0) == 88, second.describe()
+    [entry] = paths.ledger_entries()
+    assert (entry["file"], entry["offset"]) == (str(rotated), offset)
+    assert f"file: {rotated} (byte {offset})" in paths.termination.read_text("utf-8")

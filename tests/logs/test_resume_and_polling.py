@@ -1,9 +1,12 @@
 """Resuming from saved cursors, and the stat-based safety net when inotify says nothing."""
 
+import logging
 import os
 from pathlib import Path
 
-from tests.logs.helpers import DeafWatcher, Writer, append, running
+import pytest
+
+from tests.logs.helpers import INOTIFY, DeafWatcher, Writer, append, running
 from watcher.logs.monitor import Timing
 from watcher.state.cursors import Cursor
 
@@ -106,3 +109,40 @@ async def test_polling_follows_new_files_and_rotation_without_events(tmp_path: P
                 finding = await run.next(within=2.0)
             assert (finding.file, finding.offset) == (str(log), 0)
             await run.quiet(0.3)
+
+
+async def test_a_file_rotated_while_the_watcher_was_down_is_read_to_its_end(
+    tmp_path: Path,
+) -> None:
+    """The watcher alone restarted; meanwhile the workload wrote on and rotated its log.
+    What it wrote to the old inode after the saved cursor is still read."""
+    log, rotated = tmp_path / "train.log", tmp_path / "train.log.1"
+    log.write_bytes(b"step 1\n")
+    saved = {str(log): cursor(log, log.stat().st_size)}
+    append(log, b"FATAL-81 just before the rotation\nFATAL-83 unfinished")
+    log.rename(rotated)
+    log.write_bytes(b"FATAL-82 in the new file\n")
+    async with running([tmp_path / "*.log"], resume=saved, from_end=False) as run:
+        found = {f.evidence: f for f in await run.take(2)}
+        old = found[("FATAL-81 just before the rotation",)]
+        assert (old.file, old.offset) == (str(rotated), len(b"step 1\n"))
+        assert found[("FATAL-82 in the new file",)].offset == 0
+        last = await run.next(within=INOTIFY.rotate_wait + 3)  # the unfinished line, at expiry
+        assert (last.file, last.evidence) == (str(rotated), ("FATAL-83 unfinished",))
+        assert [t.path for t in run.files.tails()] == [str(log)]
+
+
+async def test_a_file_gone_while_the_watcher_was_down_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "train.log"
+    log.write_bytes(b"step 1\n")
+    saved = {str(log): cursor(log, log.stat().st_size)}
+    fresh = tmp_path / "train.log.new"
+    fresh.write_bytes(b"step 2\n")  # written before the old inode is freed: no reuse
+    fresh.replace(log)
+    with caplog.at_level(logging.WARNING, logger="watcher.logs.files"):
+        async with running([tmp_path / "*.log"], resume=saved, from_end=False) as run:
+            await run.quiet(0.2)
+    (record,) = [r for r in caplog.records if "was replaced while" in r.getMessage()]
+    assert record.fields == {"path": str(log), "unread_after": len(b"step 1\n")}  # type: ignore[attr-defined]

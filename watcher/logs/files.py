@@ -51,15 +51,42 @@ class TrackedFiles:
     def orphans(self) -> Iterator[Tail]:
         return (tail for tail in self.by_id.values() if tail.orphaned_at is not None)
 
-    def open_existing(self, policy: OpenPolicy) -> list[Tail]:
-        """Follow every file the globs match now; positions follow ``policy``."""
+    def open_existing(self, policy: OpenPolicy, now: float) -> list[Tail]:
+        """Follow every file the globs match now; positions follow ``policy``. A resumed
+        file that was rotated meanwhile is drained from its cursor as an orphan."""
         opened = []
         for path in self.globs.expand():
             cursor = policy.resume.get(path)
             tail = self._open(path, from_end=policy.from_end, cursor=cursor)
             if tail is not None:
                 opened.append(tail)
+        for path, cursor in policy.resume.items():
+            if FileId(cursor.dev, cursor.ino) not in self.by_id:
+                tail = self._rotated_away(path, cursor, now)
+                if tail is not None:
+                    opened.append(tail)
         return opened
+
+    def _rotated_away(self, path: str, cursor: Cursor, now: float) -> Tail | None:
+        """The inode we were reading at ``path``, now under another name in the same
+        directory (`train.log.1`): opened at the cursor to read what it gained meanwhile."""
+        fields: dict[str, object] = {"path": path, "unread_after": cursor.offset}
+        rotated = _find_inode(os.path.dirname(path), FileId(cursor.dev, cursor.ino))
+        if rotated is None:
+            log.warning(
+                "a followed file was replaced while the watcher was away and its old "
+                "inode is gone: what was written to it after the cursor cannot be read",
+                extra={"fields": fields},
+            )
+            return None
+        tail = self._open(rotated, from_end=False, cursor=cursor)
+        if tail is not None:
+            log.info(
+                "reading the end of a file rotated while the watcher was away",
+                extra={"fields": {**fields, "now_at": rotated}},
+            )
+            self._orphan(tail, now)
+        return tail
 
     def reconcile(self, path: str, now: float) -> Tail | None:
         """Look at ``path`` again; return the tail that may have news for it.
@@ -147,6 +174,20 @@ class TrackedFiles:
         tail.path = path
         tail.orphaned_at = None
         self.by_path[path] = tail
+
+
+def _find_inode(directory: str, file_id: FileId) -> str | None:
+    """The path of the regular file with ``file_id`` directly in ``directory``, if any."""
+    try:
+        with os.scandir(directory or ".") as entries:
+            for entry in entries:
+                if entry.inode() == file_id.ino and entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if FileId.of(st) == file_id:
+                        return entry.path
+    except OSError:
+        return None
+    return None
 
 
 def _start_cursor(path: str, from_end: bool, cursor: Cursor | None) -> Cursor:

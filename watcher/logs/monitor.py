@@ -88,7 +88,7 @@ class LogMonitor:
         try:
             self._watcher.set_roots(self._globs.watch_roots())
             self._watcher.start()
-            opened = self._files.open_existing(self._open_policy)
+            opened = self._files.open_existing(self._open_policy, self._clock.monotonic())
             log.info(
                 "following log files",
                 extra={

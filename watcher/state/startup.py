@@ -5,7 +5,9 @@
   workload's last errors, which must not trigger again.
 - After the watcher alone restarted (cursors exist, no new restart): resume each file at
   its saved cursor if it is the same inode, so nothing written meanwhile is missed; a
-  file with no cursor for its inode appeared after the last save and is read whole.
+  file with no cursor for its inode appeared after the last save and is read whole, and
+  a file rotated away meanwhile is read from its cursor under its new name
+  (`TrackedFiles.open_existing`).
 - First start ever: the configured position (the end, by default).
 """
 
