@@ -34,6 +34,8 @@ PERIOD: Final = 5.0
 """periodSeconds of both probes."""
 TARGET: Final = 0.1
 """% of one core."""
+HOT_CHECKS: Final = 200
+"""Checks of each probe run back to back for the hot per-check cost."""
 
 _TARGETS: Final = """
 import asyncio
@@ -132,9 +134,6 @@ def probed_idle(window: float, settle: float) -> ProbedIdle:
         )
         hot = hot_check_ms(probe_specs(http_port, tcp_port), HOT_CHECKS)
         return ProbedIdle(footprint, checks_after - checks_before, failed, hot)
-
-
-HOT_CHECKS: Final = 200
 
 
 def hot_check_ms(specs: list[dict[str, Any]], rounds: int) -> dict[str, float]:
