@@ -119,6 +119,7 @@ def probed_idle(window: float, settle: float) -> ProbedIdle:
         with proc.running(Path(tmp), env) as watcher:
             watcher.wait_ready()
             watcher.wait_logged("ready", 5.0)
+            _wait_for_the_beat(watcher.port)
             time.sleep(settle)
             checks_before, _ = _counters(watcher.port)
             rss = proc.rss_kib(watcher.pid)
@@ -134,6 +135,16 @@ def probed_idle(window: float, settle: float) -> ProbedIdle:
         )
         hot = hot_check_ms(probe_specs(http_port, tcp_port), HOT_CHECKS)
         return ProbedIdle(footprint, checks_after - checks_before, failed, hot)
+
+
+def _wait_for_the_beat(port: int) -> None:
+    """Until both probes have checked twice: the first check is off the beat and the
+    second comes up to 1.5 periods later; from then on the rhythm is steady."""
+    deadline = time.monotonic() + 2 * PERIOD + 5
+    while _counters(port)[0] < 4:
+        if time.monotonic() > deadline:
+            raise proc.WatcherFailed("the probes did not reach their second check")
+        time.sleep(0.1)
 
 
 def hot_check_ms(specs: list[dict[str, Any]], rounds: int) -> dict[str, float]:
