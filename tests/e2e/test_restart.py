@@ -198,3 +198,23 @@ def test_resume_reads_what_a_file_gained_before_it_was_rotated(paths: Paths, spa
     [entry] = paths.ledger_entries()
     assert (entry["file"], entry["offset"]) == (str(rotated), offset)
     assert f"file: {rotated} (byte {offset})" in paths.termination.read_text("utf-8")
+
+
+@pytest.mark.slow
+def test_resume_reads_a_file_recreated_while_down_from_its_beginning(
+    paths: Paths, spawn: Spawn
+) -> None:
+    """Deleted and written anew while the watcher was down: on ext4 and tmpfs the new
+    file often gets the old inode number back, and must not resume at the old offset."""
+    append(paths.log, BENIGN * 3)
+    first = spawn()
+    first.wait_ready()
+    first.signal(signal.SIGKILL)
+    first.wait_exit(5.0)
+
+    paths.log.unlink()
+    append(paths.log, NCCL_TIMEOUT + "\n" + BENIGN * 5)
+    second = spawn()
+    assert second.wait_exit(5.0) == 88, second.describe()
+    [entry] = paths.ledger_entries()
+    assert (entry["file"], entry["offset"]) == (str(paths.log), 0)

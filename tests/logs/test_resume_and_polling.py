@@ -8,14 +8,15 @@ import pytest
 
 from tests.logs.helpers import INOTIFY, DeafWatcher, Writer, append, running
 from watcher.logs.monitor import Timing
-from watcher.state.cursors import Cursor
+from watcher.state.cursors import HEAD_BYTES, Cursor
 
 DEAF = Timing(poll_interval=0.2, fallback_poll_interval=0.05, rotate_wait=1)
 
 
 def cursor(path: Path, offset: int) -> Cursor:
+    """What the monitor saves for ``path`` at ``offset``: its inode and first bytes."""
     st = path.stat()
-    return Cursor(st.st_dev, st.st_ino, offset)
+    return Cursor(st.st_dev, st.st_ino, offset, path.read_bytes()[:HEAD_BYTES])
 
 
 async def test_same_inode_resumes_at_the_cursor(tmp_path: Path) -> None:
@@ -43,6 +44,18 @@ async def test_cursor_for_another_inode_starts_from_the_end(tmp_path: Path) -> N
         offset = append(log, b"FATAL-64 new\n")
         finding = await run.next()
         assert (finding.offset, finding.evidence) == (offset, ("FATAL-64 new",))
+
+
+async def test_a_new_file_with_the_old_inode_number_is_read_whole(tmp_path: Path) -> None:
+    """Deleted and recreated while the watcher was away, the new file got the inode
+    number back (common on ext4 and tmpfs): its first bytes tell it apart."""
+    log = tmp_path / "train.log"
+    log.write_bytes(b"FATAL-69 in the new file\nstep 1\nstep 2\n")
+    st = log.stat()
+    old = Cursor(st.st_dev, st.st_ino, len(b"FATAL-69 in the new file\n"), b"epoch 1 of the old\n")
+    async with running([tmp_path / "*.log"], resume={str(log): old}, from_end=False) as run:
+        finding = await run.next()
+        assert (finding.offset, finding.evidence) == (0, ("FATAL-69 in the new file",))
 
 
 async def test_cursor_past_the_end_of_the_same_inode_reads_it_whole(tmp_path: Path) -> None:

@@ -58,11 +58,19 @@ def test_ledger_queries(tmp_path: Path) -> None:
 def test_cursors_round_trip_and_skip_unchanged_writes(tmp_path: Path) -> None:
     store = CursorStore(tmp_path)
     assert store.load() is None
-    snapshot = CursorSnapshot({"/logs/a.log": Cursor(1, 2, 300)}, "abc")
+    snapshot = CursorSnapshot({"/logs/a.log": Cursor(1, 2, 300, b"\x00step 1\n")}, "abc")
     assert store.save(snapshot) is True
     assert store.save(snapshot) is False
     assert CursorStore(tmp_path).load() == snapshot
     assert not (tmp_path / "cursors.json.tmp").exists()
+
+
+def test_cursors_from_before_the_head_field_still_load(tmp_path: Path) -> None:
+    (tmp_path / "cursors.json").write_text(
+        '{"acknowledged_restart": null, "files": {"/a": {"dev": 1, "ino": 2, "offset": 3}}}'
+    )
+    loaded = CursorStore(tmp_path).load()
+    assert loaded is not None and loaded.files == {"/a": Cursor(1, 2, 3, b"")}
 
 
 def test_corrupt_cursors_are_ignored(tmp_path: Path) -> None:

@@ -138,7 +138,10 @@ class TrackedFiles:
         for path, tail in self.by_path.items():
             offset = tail.lines.next_offset
             cursors[path] = Cursor(
-                tail.file_id.dev, tail.file_id.ino, tail.offset if offset is None else offset
+                tail.file_id.dev,
+                tail.file_id.ino,
+                tail.offset if offset is None else offset,
+                tail.head(),
             )
         return cursors
 
@@ -151,9 +154,8 @@ class TrackedFiles:
                     extra={"fields": {"path": path, "max_files": self.max_files}},
                 )
             return None
-        resume = None if cursor is None else (FileId(cursor.dev, cursor.ino), cursor.offset)
         tail = Tail.open(
-            path, from_end=from_end, resume=resume, max_line=self._max_line, chunk=self._chunk
+            path, from_end=from_end, resume=cursor, max_line=self._max_line, chunk=self._chunk
         )
         if tail is None:
             return None

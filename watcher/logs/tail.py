@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass
 
 from watcher.logs.lines import Block, LineAssembler
+from watcher.state.cursors import HEAD_BYTES, Cursor
 
 SIGNATURE_BYTES = 32
 """Bytes just before the offset remembered to notice a copytruncate followed by a
@@ -58,14 +59,16 @@ class Tail:
         path: str,
         *,
         from_end: bool,
-        resume: tuple[FileId, int] | None,
+        resume: Cursor | None,
         max_line: int,
         chunk: int,
     ) -> "Tail | None":
         """Open ``path``; None if it vanished or is not a regular file.
 
-        ``resume`` (a saved inode and offset) wins over ``from_end`` when it is the same
-        inode; if that inode shrank below the offset it was truncated, so read it whole.
+        ``resume`` (a saved cursor) wins over ``from_end`` when it is the same inode and
+        the file still begins as it did; if that inode shrank below the offset it was
+        truncated, so read it whole. Another file (a new one that got the inode number
+        back) is read from its beginning too.
         """
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -76,8 +79,9 @@ class Tail:
             os.close(fd)
             return None
         file_id = FileId.of(st)
-        if resume is not None and resume[0] == file_id:
-            offset = resume[1] if 0 <= resume[1] <= st.st_size else 0
+        if resume is not None and FileId(resume.dev, resume.ino) == file_id:
+            same = _begins_with(fd, resume.head)
+            offset = resume.offset if same and 0 <= resume.offset <= st.st_size else 0
         else:
             offset = st.st_size if from_end else 0
         return cls(path, fd, file_id, offset, max_line=max_line, chunk=chunk)
@@ -118,7 +122,24 @@ class Tail:
         at = self.offset - len(self._signature)
         return os.pread(self.fd, len(self._signature), at) == self._signature
 
+    def head(self) -> bytes:
+        """The file's first bytes, for a cursor: they tell this file from a new one that
+        gets the same inode number after a delete."""
+        try:
+            return os.pread(self.fd, HEAD_BYTES, 0)
+        except OSError:
+            return b""
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
         self.fd = -1
+
+
+def _begins_with(fd: int, head: bytes) -> bool:
+    if not head:
+        return True
+    try:
+        return os.pread(fd, len(head), 0) == head
+    except OSError:
+        return False

@@ -1,7 +1,9 @@
 """Read cursors: how far each file was scanned, so a restarted watcher misses nothing.
 
 Saved atomically (temporary file, fsync, rename) in the state directory. A cursor is
-only trusted for the same inode it was taken on.
+only trusted for the same inode it was taken on, and only while the file still begins
+with the bytes it began with then: a file deleted and recreated while the watcher was
+away may get the same inode number back.
 """
 
 import json
@@ -18,6 +20,12 @@ class Cursor:
     dev: int
     ino: int
     offset: int
+    head: bytes = b""
+    """The file's first bytes (up to `HEAD_BYTES`) when the cursor was taken; empty in
+    cursor files from before this field, which are then trusted on the inode alone."""
+
+
+HEAD_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,9 @@ class CursorStore:
         try:
             record: Any = json.loads(self.path.read_bytes())
             files = {
-                path: Cursor(int(c["dev"]), int(c["ino"]), int(c["offset"]))
+                path: Cursor(
+                    int(c["dev"]), int(c["ino"]), int(c["offset"]), bytes.fromhex(c.get("head", ""))
+                )
                 for path, c in record["files"].items()
             }
             return CursorSnapshot(files, record.get("acknowledged_restart"))
@@ -53,7 +63,7 @@ class CursorStore:
         record = {
             "acknowledged_restart": snapshot.acknowledged_restart,
             "files": {
-                path: {"dev": c.dev, "ino": c.ino, "offset": c.offset}
+                path: {"dev": c.dev, "ino": c.ino, "offset": c.offset, "head": c.head.hex()}
                 for path, c in sorted(snapshot.files.items())
             },
         }
