@@ -6,6 +6,7 @@ recorded with its time, so tests measure from the first failure the watcher saw.
 """
 
 import asyncio
+import ssl
 import threading
 import time
 from collections import deque
@@ -53,10 +54,11 @@ class Target:
         self.port = 0
         self._release: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
+        self._scheme = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/healthz"
+        return f"{self._scheme}://127.0.0.1:{self.port}/healthz"
 
     def answer(self, status: int = 200, body: str = "ok") -> None:
         self.default = Reply(status, body)
@@ -83,13 +85,15 @@ class Target:
         await asyncio.sleep(reply.delay)
         return web.Response(status=reply.status, text=reply.body)
 
-    async def start(self, port: int = 0) -> int:
+    async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> int:
+        """Listen (HTTPS with ``tls``) and return the port."""
         self._release = asyncio.Event()
+        self._scheme = "http" if tls is None else "https"
         app = web.Application()
         app.router.add_get("/healthz", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls)
         await site.start()
         self._runner = runner
         self.port = int(runner.addresses[0][1])

@@ -1,7 +1,11 @@
 """One check against a real server: every way a workload can be unhealthy is a result."""
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -133,3 +137,32 @@ async def test_a_server_that_is_not_http_is_a_failed_check(session: aiohttp.Clie
         await server.wait_closed()
     assert not result.ok
     assert "Bad status line" in result.detail, result
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a certificate nobody vouches for, as trainers often have."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl to make a self-signed certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=trainer", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_https_is_checked_without_verifying_the_certificate_like_the_kubelet(
+    self_signed: ssl.SSLContext, session: aiohttp.ClientSession
+) -> None:
+    target = Target()
+    await target.start(tls=self_signed)
+    try:
+        assert target.url.startswith("https://")
+        result = await Checker(http(target.url), session).check()
+        assert result.ok, result.detail
+        assert target.statuses() == [200]
+    finally:
+        await target.stop()

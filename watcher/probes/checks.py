@@ -58,7 +58,11 @@ class Checker:
             raise RuntimeError("an http probe needs a client session")
         spec = self.spec
         async with self._session.request(
-            spec.method, spec.url or "", headers=spec.headers, allow_redirects=True
+            spec.method,
+            spec.url or "",
+            headers=spec.headers,
+            allow_redirects=True,
+            ssl=False,  # as the kubelet: HTTPS without verifying the workload's certificate
         ) as response:
             status = f"{response.status} {response.reason or ''}".strip()
             if not spec.accepts(response.status):
