@@ -249,3 +249,13 @@ def test_a_gpu_listed_without_a_bus_id_leaves_unknown_bus_ids_undecided() -> Non
     ours.keep(Snapshot("s", ()))  # a failed poll lists nothing
     assert ours.owns("0000:9b:00") is None
     assert ours.owns("0000:18:00") is True
+
+
+def test_an_xid_event_asks_about_its_gpu_without_teaching_what_the_polls_know() -> None:
+    ours = OurGpus((A,))
+    lost_by_index = GpuReading(GpuId(index=1), lost=True)
+    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), lost_by_index)))
+    assert ours.owns("0000:9b:00") is None  # the lost GPU could be at that bus
+    assert ours.admits(GpuReading(GpuId(uuid=A, bus_id="0000:18:00"), xid=79)) is True
+    assert ours.admits(GpuReading(GpuId(uuid=B, bus_id="0000:2a:00"), xid=79)) is False
+    assert ours.owns("0000:9b:00") is None  # one event of ours says nothing of the others

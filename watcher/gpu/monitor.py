@@ -48,7 +48,10 @@ class GpuBackend(Protocol):
 
 class SnapshotFilter(Protocol):
     def keep(self, snapshot: Snapshot) -> Snapshot:
-        """Only this Pod's GPUs (see `select.OurGpus`)."""
+        """Only this Pod's GPUs in a poll (see `select.OurGpus`)."""
+
+    def admits(self, reading: GpuReading) -> bool:
+        """Whether an event's reading is about one of this Pod's GPUs."""
 
     def owns(self, bus_id: str) -> bool | None:
         """Whether the GPU at ``bus_id`` is this Pod's; None while it cannot tell."""
@@ -175,9 +178,7 @@ class GpuMonitor:
         return None if self._keep is None else self._keep.owns(bus_id)
 
     def _ours(self, reading: GpuReading) -> bool:
-        if self._keep is None:
-            return True
-        return bool(self._keep.keep(Snapshot(self.backend.name, (reading,))).readings)
+        return self._keep is None or self._keep.admits(reading)
 
     def healthy(self) -> tuple[bool, str]:
         """Always true: a failing GPU tool is reported as findings, not as a dead monitor."""

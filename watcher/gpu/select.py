@@ -175,6 +175,7 @@ class OurGpus:
     (or seen before): a bus id we do not know is then another Pod's GPU."""
 
     def keep(self, snapshot: Snapshot) -> Snapshot:
+        """A poll: learn which bus ids are ours from it, then keep only ours."""
         if self.uuids is None:
             self._seen |= {r.gpu.bus_id for r in snapshot.readings if r.gpu.bus_id}
             self._complete = bool(snapshot.readings) and _all_named(snapshot)
@@ -182,6 +183,17 @@ class OurGpus:
         wanted = {u.lower() for u in self.uuids}
         self._learn(snapshot.readings, wanted)
         self._complete = wanted <= set(self._ours) and _all_named(snapshot)
+        return self._filter(snapshot)
+
+    def admits(self, reading: GpuReading) -> bool:
+        """Whether an event's reading is about one of ours. Learns nothing: one event
+        does not say which GPUs a poll would list."""
+        if self.uuids is None:
+            return True
+        return bool(self._filter(Snapshot("event", (reading,))).readings)
+
+    def _filter(self, snapshot: Snapshot) -> Snapshot:
+        assert self.uuids is not None
         seen = {r.gpu.uuid.lower() for r in snapshot.readings if r.gpu.uuid}
         seen |= {f.gpu.uuid.lower() for f in snapshot.failures if f.gpu and f.gpu.uuid}
         missing = sorted(u for u in self.uuids if u.lower() not in seen)
