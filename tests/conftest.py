@@ -1,11 +1,15 @@
-"""Shared fixtures: a fake clock, and a check that no test leaves asyncio tasks behind."""
+"""Shared fixtures: a fake clock, the HTTP client session, and a check that no test
+leaves asyncio tasks behind."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from watcher.probes.checks import client_session
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "gpu"
 
@@ -30,6 +34,13 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """The session `watcher.service.serve` gives the probes and the DCGM backend."""
+    async with client_session() as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

@@ -99,12 +99,6 @@ async def exporter() -> AsyncIterator[Exporter]:
         await server.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 def problems(snapshot: Snapshot) -> list[ToolProblem]:
     return [f.problem for f in snapshot.failures]
 

@@ -22,8 +22,8 @@ class ProbeResult:
 
 
 def client_session() -> aiohttp.ClientSession:
-    """The HTTP client the checks share: a fresh connection per check, as the kubelet
-    does, so a server that no longer accepts connections fails its probe."""
+    """The HTTP client of the probes (and the DCGM exporter reads): a fresh connection per
+    request, as the kubelet does, so a server that no longer accepts connections fails."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
 
 
