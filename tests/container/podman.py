@@ -10,14 +10,12 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.process import wait_until
+from tests.e2e.process import http_get, wait_until
 
 IMAGE = os.environ.get("POD_WATCHER_IMAGE", "pod-watcher:dev")
 UID = 65532
@@ -159,13 +157,7 @@ class Container:
         return int(podman("port", self.name, "9188/tcp").stdout.strip().rsplit(":", 1)[1])
 
     def get(self, path: str, port: int | None = None, timeout: float = 2.0) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{port or self.port()}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return int(response.status), response.read().decode("utf-8")
-        except urllib.error.HTTPError as error:
-            with error:
-                return int(error.code), error.read().decode("utf-8")
+        return http_get(f"http://127.0.0.1:{port or self.port()}{path}", timeout)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> float:
         """Poll /readyz until 200; returns the time.time() it first answered 200."""

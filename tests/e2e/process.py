@@ -49,6 +49,16 @@ def child_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **env}
 
 
+def http_get(url: str, timeout: float) -> tuple[int, str]:
+    """GET ``url``: its status and body, error statuses (4xx, 5xx) included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status), response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        with error:
+            return int(error.code), error.read().decode("utf-8")
+
+
 def wait_until(
     condition: Callable[[], T | None], timeout: float, what: str, detail: Callable[[], str] = str
 ) -> T:
@@ -210,13 +220,7 @@ class WatcherProcess:
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, str]:
         assert self.port is not None, "not ready yet"
-        url = f"http://127.0.0.1:{self.port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return int(response.status), response.read().decode("utf-8")
-        except urllib.error.HTTPError as error:
-            with error:
-                return int(error.code), error.read().decode("utf-8")
+        return http_get(f"http://127.0.0.1:{self.port}{path}", timeout)
 
     def get_json(self, path: str) -> Record:
         code, body = self.get(path)
