@@ -81,6 +81,7 @@ class LogMonitor:
         self.lines_scanned = 0
         self.last_data_at: float | None = None
         self._last_cursors: dict[str, Cursor] | None = None
+        self._catch_ups: list[asyncio.Future[None]] = []
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -102,6 +103,15 @@ class LogMonitor:
             self._watcher.stop()
             self._last_cursors = self._files.cursors()
             self._files.close()
+
+    async def catch_up(self) -> None:
+        """Return once every file was re-stated and read to its current end, by the
+        monitor's own task (no file is ever read by two tasks). The caller bounds the wait."""
+        await self.ready.wait()
+        done = asyncio.get_running_loop().create_future()
+        self._catch_ups.append(done)
+        self._wake.set()
+        await done
 
     def cursors(self) -> dict[str, Cursor]:
         """How far each file was scanned; after the monitor stopped, where it stopped."""
@@ -148,8 +158,14 @@ class LogMonitor:
             if loop_time() >= next_tick:
                 touched |= self._tick()
                 next_tick = next_beat(loop_time(), self._interval())
+            waiting, self._catch_ups = self._catch_ups, []
+            if waiting:
+                touched |= self._restat()
             await self._drain(touched, emit)
             await self._expire_orphans(emit)
+            for done in waiting:
+                if not done.done():
+                    done.set_result(None)
 
     def _interval(self) -> float:
         busy = self.polling or any(True for _ in self._files.orphans())
@@ -172,12 +188,22 @@ class LogMonitor:
             self._watcher.set_roots(self._globs.watch_roots())
         return set(self._files.discover(self._clock.monotonic()))
 
-    def _tick(self) -> set[Tail]:
-        """The safety net: re-stat everything, and notice when inotify stays silent."""
+    def _reconcile_all(self) -> set[Tail]:
+        """Look at every path again; the tails of files that appeared meanwhile."""
         now = self._clock.monotonic()
         touched = self._replan()
         for path in list(self._files.by_path):
             self._files.reconcile(path, now)
+        return touched
+
+    def _restat(self) -> set[Tail]:
+        """Every tail that may have news, found by stat() alone."""
+        touched = self._reconcile_all()
+        return touched | {tail for tail in self._files.tails() if tail.has_news()}
+
+    def _tick(self) -> set[Tail]:
+        """The safety net: re-stat everything, and notice when inotify stays silent."""
+        touched = self._reconcile_all()
         for tail in self._files.tails():
             if not tail.has_news():
                 self._silent.pop(tail.file_id, None)
