@@ -17,6 +17,7 @@ from watcher.actions.actions import Actions
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.monitor import Monitor
+from watcher.policy.budget import in_window, restarts
 from watcher.policy.policy import Policy
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.metrics import Metrics
@@ -24,6 +25,9 @@ from watcher.state.ledger import Ledger
 from watcher.types import Finding
 
 log = logging.getLogger(__name__)
+
+OnExit = Callable[[int], None]
+"""Told the exit code the moment it is decided (the CLI arms its deadline on it)."""
 
 CURSOR_SAVE_INTERVAL = 5.0
 """Seconds between cursor saves while logs flow; none while they do not."""
@@ -49,6 +53,7 @@ class Watcher:
         save_cursors: Callable[[], Callable[[], object]],
         start_info: dict[str, Any],
         cursors_moved: asyncio.Event | None = None,
+        on_exit: OnExit | None = None,
     ) -> None:
         self.monitors = list(monitors)
         self.policy = policy
@@ -64,12 +69,12 @@ class Watcher:
         self._cursors_moved = cursors_moved
         self.start_info = start_info
         self._tasks: list[asyncio.Task[Any]] = []
+        self._on_exit = on_exit
         self.dropped = 0
 
     def emit(self, finding: Finding) -> None:
         """Monitors call this. Never blocks: a full queue drops and counts."""
-        self.metrics.finding(finding)
-        self.board.finding(finding)
+        self._report_finding(finding)
         try:
             self._queue.put_nowait(finding)
         except asyncio.QueueFull:
@@ -117,15 +122,23 @@ class Watcher:
 
     async def _consume(self) -> int:
         while True:
-            finding = await self._queue.get()
-            decision = self.policy.decide(finding)
-            self.metrics.decision(decision)
-            self.board.decision(decision)
-            outcome = await self.actions.carry_out(decision)
-            if outcome.held is not None:
-                self.policy.hold(outcome.held)
-            if outcome.exit_code is not None:
-                return outcome.exit_code
+            finding: Finding | None = await self._queue.get()
+            while finding is not None:
+                decision = self.policy.decide(finding)
+                self.metrics.decision(decision)
+                self.board.decision(decision)
+                outcome = await self.actions.carry_out(decision)
+                if outcome.exit_code is not None:
+                    if self._on_exit is not None:
+                        self._on_exit(outcome.exit_code)
+                    return outcome.exit_code
+                finding = outcome.setback  # what acting ran into is decided on at once
+                if finding is not None:
+                    self._report_finding(finding)
+
+    def _report_finding(self, finding: Finding) -> None:
+        self.metrics.finding(finding)
+        self.board.finding(finding)
 
     async def _save_periodically(self, moved: asyncio.Event) -> None:
         """Save the cursors at most every CURSOR_SAVE_INTERVAL seconds, and only after
@@ -142,15 +155,20 @@ class Watcher:
     async def _shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self._decided_exit():
+            return  # the last words are written; waiting here would only delay the exit
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=STOP_TIMEOUT)
         await self.actions.close()
 
+    def _decided_exit(self) -> bool:
+        consumer = next((t for t in self._tasks if t.get_name() == "policy"), None)
+        return consumer is not None and _finished_cleanly(consumer)
+
     def restarts_in_window(self) -> int:
-        window = self.policy.config.restart_window
-        now = self.clock.wall()
-        return sum(1 for e in self.ledger.actions("restart") if now - e.time < window)
+        budget = self.policy.config.budget
+        return len(in_window(self.ledger.entries, self.clock.wall(), budget.window))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         monitors = {m.name: m.healthy() for m in self.monitors}
@@ -165,18 +183,24 @@ class Watcher:
         return ok, {"ok": ok, "monitors": ready}
 
     def status(self) -> dict[str, Any]:
-        config = self.policy.config
-        holding = self.policy.holding
+        policy = self.policy
+        budget = policy.config.budget
+        holding, final = policy.holding, policy.final
+        last = self.ledger.last("restart")
         return {
             "version": __version__,
-            "state": "holding" if holding else ("dry_run" if config.dry_run else "watching"),
+            "state": policy.state,
             "holding": None if holding is None else holding.explanation,
+            "stopped_acting": None if final is None else final.explanation,
             "start": self.start_info,
+            "last_restart": None if last is None else asdict(last),
             "budget": {
                 "restarts_in_window": self.restarts_in_window(),
-                "max_restarts": config.max_restarts,
-                "window_s": config.restart_window,
-                "min_uptime_s": config.min_uptime,
+                "restarts_total": len(restarts(self.ledger.entries)),
+                "max_restarts": budget.max_restarts,
+                "window_s": budget.window,
+                "min_uptime_s": budget.min_uptime,
+                "backoff_s": budget.backoff,
             },
             "monitors": {m.name: {**m.status(), "healthy": m.healthy()[0]} for m in self.monitors},
             "recent_findings": list(self.board.findings),

@@ -11,6 +11,7 @@ from watcher.config.load import Config
 from watcher.config.settings import WatcherSettings
 from watcher.gpu.monitor import GpuMonitor
 from watcher.gpu.select import OurGpus, choose, our_uuids
+from watcher.launcher.logcopy import LOG_DIR, LOG_NAME
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet
 from watcher.logs.monitor import LogMonitor, Timing
@@ -48,7 +49,7 @@ def build_monitors(
     activity = LogActivity(clock, settings.progress_pattern) if progress.enabled else None
     monitors: list[Monitor] = []
     log_monitor = None
-    if settings.log_paths:
+    if log_globs(settings):
         log_monitor = _log_monitor(config, open_policy, clock, activity)
         monitors.append(log_monitor)
     if activity is not None:
@@ -82,12 +83,20 @@ def _gpu_monitor(
     )
 
 
+def log_globs(settings: WatcherSettings) -> tuple[str, ...]:
+    """The configured globs, plus the workload's output when the launcher runs it."""
+    if settings.launcher_dir is None:
+        return settings.log_paths
+    own = str(settings.launcher_dir / LOG_DIR / LOG_NAME)
+    return (*settings.log_paths, own) if own not in settings.log_paths else settings.log_paths
+
+
 def _log_monitor(
     config: Config, open_policy: OpenPolicy, clock: Clock, activity: LogActivity | None
 ) -> LogMonitor:
     settings = config.settings
     files = TrackedFiles(
-        GlobSet(settings.log_paths),
+        GlobSet(log_globs(settings)),
         max_files=settings.max_files,
         max_line=settings.max_line_bytes,
         chunk=settings.read_chunk_bytes,

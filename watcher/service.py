@@ -9,12 +9,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 
 from watcher import __version__, exitcodes
 from watcher.actions.actions import ActionConfig, Actions
-from watcher.app import Watcher
+from watcher.actions.announce import Announcer
+from watcher.app import OnExit, Watcher
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.config.load import Config, ConfigError
@@ -23,14 +25,19 @@ from watcher.kube.client import KubeApi
 from watcher.kube.events import EventPoster
 from watcher.kube.monitor import KubeMonitor
 from watcher.kube.setup import open_api
+from watcher.logs.monitor import LogMonitor
 from watcher.monitors import build_monitors
+from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.probes.checks import client_session
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
 from watcher.state.cursors import CursorSnapshot, CursorStore
-from watcher.state.ledger import Ledger
-from watcher.state.startup import plan_start
+from watcher.state.ledger import Ledger, LedgerEntry
+from watcher.state.startup import plan_start, requested_restart
+from watcher.workload.monitor import WorkloadMonitor
+from watcher.workload.setup import launcher_state, open_launcher
+from watcher.workload.shared import SharedDir
 
 log = logging.getLogger("watcher")
 
@@ -39,18 +46,31 @@ CursorSaver = Callable[[], Callable[[], object]]
 """Takes a cursor snapshot on the loop and returns the blocking write."""
 
 
-async def serve(config: Config, stop: asyncio.Event, clock: Clock) -> int:
-    """Run the watcher until it decides to exit or ``stop`` is set; return the exit code."""
-    async with contextlib.AsyncExitStack() as stack:
+async def serve(
+    config: Config, stop: asyncio.Event, clock: Clock, on_exit: OnExit | None = None
+) -> int:
+    """Run the watcher until it decides to exit or ``stop`` is set; return the exit code.
+
+    After a clean stop everything is closed in order. After a decided exit (the restart
+    code) nothing is: the last words are written, and the caller exits at once."""
+    stack = contextlib.AsyncExitStack()
+    code = exitcodes.INTERNAL_ERROR
+    try:
         settings = config.settings
+        shared = open_launcher(settings.launcher_dir)
         session = None
         if settings.gpu == "dcgm" or any(probe.type == "http" for probe in settings.probes):
             session = await stack.enter_async_context(client_session())
         api = await open_api(settings, os.environ)
         if api is not None:
             stack.push_async_callback(api.close)
-        watcher, save_cursors = build_watcher(config, clock, session, api, os.environ)
-        return await _serve(config.settings, watcher, save_cursors, stop)
+        parts = Parts(clock, session, api, shared, os.environ)
+        watcher, save_cursors = build_watcher(config, parts, on_exit)
+        code = await _serve(config.settings, watcher, save_cursors, stop)
+        return code
+    finally:
+        if code in (exitcodes.CLEAN, exitcodes.INTERNAL_ERROR):
+            await stack.aclose()
 
 
 async def _serve(
@@ -75,29 +95,41 @@ async def _serve(
         announcer.cancel()
         if code == exitcodes.CLEAN:
             await _final_save(save_cursors)
-        await server.stop()
+        if code in (exitcodes.CLEAN, exitcodes.INTERNAL_ERROR):
+            await server.stop()
     return code
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The outside world the watcher is built on, chosen by `serve` (or a test)."""
+
+    clock: Clock
+    session: aiohttp.ClientSession | None = None
+    api: KubeApi | None = None
+    launcher: SharedDir | None = None
+    environ: Mapping[str, str] | None = None
+
+
 def build_watcher(
-    config: Config,
-    clock: Clock,
-    session: aiohttp.ClientSession | None = None,
-    api: KubeApi | None = None,
-    environ: Mapping[str, str] | None = None,
+    config: Config, parts: Parts, on_exit: OnExit | None = None
 ) -> tuple[Watcher, CursorSaver]:
     """Every part, wired; reads the state directory to decide where reading starts."""
-    settings = config.settings
+    settings, clock, api, shared = config.settings, parts.clock, parts.api, parts.launcher
     assert settings.state_dir is not None  # guaranteed by load_config
     ledger = Ledger(settings.state_dir)
     ledger.load()
     store = CursorStore(settings.state_dir)
-    plan = plan_start(ledger, store.load(), settings.start_position)
-    monitors = build_monitors(config, plan.open_policy, clock, session, environ)
+    plan = plan_start(ledger, store.load(), settings.start_position, launcher_state(shared))
+    if plan.not_taken is not None:
+        _not_taken(ledger, plan.not_taken, clock)
+    monitors = build_monitors(config, plan.open_policy, clock, parts.session, parts.environ)
+    if shared is not None:
+        monitors.all.append(_workload_monitor(settings, shared, clock, monitors.log))
     log_monitor = monitors.log
     events = None if api is None else EventPoster(api, clock, settings.container_name, None)
     if api is not None:
-        last = ledger.last("restart") if plan.mode == "after_restart" else None
+        last = requested_restart(ledger) if plan.mode == "after_restart" else None
         restarted_at = None if last is None else last.time
         monitors.all.append(_kube_monitor(settings, api, clock, restarted_at, events))
 
@@ -106,25 +138,31 @@ def build_watcher(
         snapshot = CursorSnapshot(files, plan.acknowledged_restart)
         return lambda: store.save(snapshot)
 
-    action_config = ActionConfig(
-        settings.restart_exit_code, settings.termination_log, settings.last_words_timeout
-    )
     actions = Actions(
-        action_config,
+        ActionConfig(
+            settings.restart_exit_code,
+            settings.termination_log,
+            settings.last_words_timeout,
+            settings.stop_grace,
+        ),
         ledger=ledger,
         clock=clock,
         save_cursors=save_cursors,
-        events=events,
+        announcer=Announcer(
+            settings.restart_exit_code, events, None if api is None else api.annotate
+        ),
         evict=None if api is None else api.evict,
+        launcher=shared,
+    )
+    policy = Policy(
+        _policy_config(settings, can_evict=api is not None, can_fail=shared is not None),
+        ledger,
+        clock,
+        gpu_owner=None if monitors.gpu is None else monitors.gpu.owns,
     )
     watcher = Watcher(
         monitors=monitors.all,
-        policy=Policy(
-            _policy_config(settings, can_evict=api is not None),
-            ledger,
-            clock,
-            gpu_owner=None if monitors.gpu is None else monitors.gpu.owns,
-        ),
+        policy=policy,
         actions=actions,
         ledger=ledger,
         board=StatusBoard(clock),
@@ -133,8 +171,35 @@ def build_watcher(
         save_cursors=save_cursors,
         start_info={"mode": plan.mode, "rules": len(config.rules), "version": __version__},
         cursors_moved=None if log_monitor is None else log_monitor.moved,
+        on_exit=on_exit,
     )
     return watcher, save_cursors
+
+
+def _not_taken(ledger: Ledger, entry: LedgerEntry, clock: Clock) -> None:
+    why = (
+        "the watcher stopped after recording this restart and before its exit took effect: "
+        "the launcher kept running, so no container was restarted"
+    )
+    log.warning("a recorded restart did not happen", extra={"fields": {"ref": entry.id}})
+    try:
+        ledger.append(
+            LedgerEntry("not_taken", entry.reason, clock.wall(), why, details={"ref": entry.id})
+        )
+    except OSError as exc:
+        log.error("cannot record that a restart did not happen: %s", exc)
+
+
+def _workload_monitor(
+    settings: WatcherSettings, shared: SharedDir, clock: Clock, logs: LogMonitor | None
+) -> WorkloadMonitor:
+    return WorkloadMonitor(
+        shared,
+        clock,
+        poll_interval=settings.poll_interval,
+        final_codes=settings.final_exit_codes,
+        catch_up=None if logs is None else logs.catch_up,
+    )
 
 
 def _kube_monitor(
@@ -155,16 +220,22 @@ def _kube_monitor(
     )
 
 
-def _policy_config(settings: WatcherSettings, *, can_evict: bool) -> PolicyConfig:
+def _policy_config(settings: WatcherSettings, *, can_evict: bool, can_fail: bool) -> PolicyConfig:
+    budget = BudgetConfig(
+        max_restarts=settings.max_restarts,
+        window=settings.restart_window,
+        min_uptime=settings.min_uptime,
+        backoff=settings.restart_backoff,
+        backoff_max=settings.restart_backoff_max,
+    )
     return PolicyConfig(
         restart_exit_code=settings.restart_exit_code,
         dry_run=settings.dry_run,
-        max_restarts=settings.max_restarts,
-        restart_window=settings.restart_window,
-        min_uptime=settings.min_uptime,
+        budget=budget,
         actions=settings.actions,
         budget_exhausted_action=settings.budget_exhausted_action,
         can_evict=can_evict,
+        can_fail=can_fail,
     )
 
 

@@ -4,8 +4,14 @@ Nothing here knows about Kubernetes, files or HTTP. Monitors, the policy, action
 reporters exchange these types and nothing else.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Literal
+
+Verdict = Literal["restart", "release", "hold"]
+"""What a launcher waiting on an exited workload is told: wait to be restarted in place,
+exit with the workload's code, or stay for inspection."""
 
 
 class Severity(StrEnum):
@@ -32,6 +38,9 @@ class FaultClass(StrEnum):
     """Storage, file handles, the node's plumbing: restart in place, budgeted."""
     HANG = "hang"
     """No progress: restart in place."""
+    PLATFORM = "platform"
+    """The node or cluster does not carry out in-place restarts (the kubelet ignored the
+    rule): another restart in place would not happen either."""
 
 
 class Action(StrEnum):
@@ -46,7 +55,14 @@ class Action(StrEnum):
     EVICT = "evict"
     """Move the Pod elsewhere. Needs the Kubernetes API; without it the watcher holds."""
     HOLD = "hold"
-    """Stop acting, stay alive and healthy, report loudly (e.g. restart budget exhausted)."""
+    """Stop acting, stay alive and healthy, report loudly. The workload keeps its GPUs."""
+    FAIL = "fail"
+    """Let the Pod fail with the reason, so its owner (a Job's backoffLimit and
+    podFailurePolicy, a JobSet) decides: release an exited workload, or stop a running one
+    through the launcher. Needs the launcher; without it the watcher holds."""
+    COUNT = "count"
+    """Count an in-place restart the watcher did not ask for against the budget (a rule on
+    the trainer, another sidecar, a restart while the watcher was down)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,9 @@ class Finding:
     bus_id: str | None = None
     """PCI bus id (`0000:3b:00`) of the GPU a kernel log line names: a node's kernel log
     holds other Pods' GPUs too, and the policy leaves those alone."""
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """What the source knows beyond the text: a workload exit's code, signal and launcher
+    start. JSON-able."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +115,7 @@ class Decision:
     """The action is only reported ("would exit 88 because ...")."""
     details: dict[str, object] = field(default_factory=dict)
     """Numbers behind the explanation (budget used, window), for /status and the ledger."""
+    verdict: Verdict | None = None
+    """For a workload exit: what the launcher is told (restart, release, hold)."""
+    delay_s: float = 0.0
+    """Wait this long before acting: the back-off between two restarts."""

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from tests.conftest import FakeClock
 from watcher.actions.actions import ActionConfig, Actions, Outcome
+from watcher.actions.announce import Announcer
 from watcher.actions.termination import LIMIT, termination_message, truncate_utf8
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
+from watcher.workload.shared import SharedDir
 
 
 def decision(
@@ -25,13 +27,20 @@ def decision(
     return Decision(action, found, "NcclWatchdogTimeout (transient): exit 88", dry, details)
 
 
-def make_actions(tmp_path: Path, clock: FakeClock, term: Path | None, saved: list[int]) -> Actions:
+def make_actions(
+    tmp_path: Path,
+    clock: FakeClock,
+    term: Path | None,
+    saved: list[int],
+    launcher: SharedDir | None = None,
+) -> Actions:
     def save_cursors() -> Callable[[], object]:
         return lambda: saved.append(1)
 
     return Actions(
         ActionConfig(restart_exit_code=88, termination_log=term, timeout=0.5),
         ledger=Ledger(tmp_path), clock=clock, save_cursors=save_cursors,
+        announcer=Announcer(88), launcher=launcher,
     )  # fmt: skip
 
 
@@ -80,12 +89,9 @@ async def test_a_failing_step_is_logged_and_skipped(tmp_path: Path, clock: FakeC
     assert len(ledger_lines(tmp_path)) == 1
 
 
-async def test_hold_is_recorded_once_and_keeps_running(tmp_path: Path, clock: FakeClock) -> None:
+async def test_hold_is_recorded_and_keeps_running(tmp_path: Path, clock: FakeClock) -> None:
     actions = make_actions(tmp_path, clock, tmp_path / "term", [])
-    first = await actions.carry_out(decision(Action.HOLD))
-    assert first.exit_code is None
-    assert first.held is not None
-    assert (await actions.carry_out(decision(Action.HOLD))).exit_code is None
+    assert await actions.carry_out(decision(Action.HOLD)) == Outcome()
     assert [e["action"] for e in ledger_lines(tmp_path)] == ["hold"]
     assert not (tmp_path / "term").exists()
 

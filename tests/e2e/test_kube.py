@@ -107,8 +107,8 @@ def test_hardware_fault_evicts_the_pod_and_does_not_exit(
     wait_until(lambda: api.api.evictions or None, 5, "the eviction", watcher.describe)
     (eviction,) = api.api.evictions
     assert eviction["metadata"]["name"] == TRAINER
-    status = watcher.wait_status(lambda s: s["state"] == "holding", "holding after evicting")
-    assert "XidGpuFallenOffBus" in status["holding"]
+    status = watcher.wait_status(lambda s: s["state"] == "evicting", "evicting")
+    assert "XidGpuFallenOffBus" in status["stopped_acting"]
     assert reasons(api) == ["EvictingPod"]
     [entry] = wait_until(lambda: paths.ledger_entries("evict") or None, 5, "the evict entry")
     assert entry["exit_code"] is None
@@ -117,17 +117,20 @@ def test_hardware_fault_evicts_the_pod_and_does_not_exit(
 
 
 @pytest.mark.slow
-def test_refused_eviction_holds_and_says_why(
+def test_refused_eviction_holds_without_the_launcher_and_says_why(
     paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
 ) -> None:
+    """The policy decides what a refused eviction leads to: fail, which needs the launcher,
+    so this watcher (no launcher) holds, and says both."""
     api.api.set_mode("eviction", Mode.TOO_MANY)
     watcher = spawn(**kube_env)
     watcher.wait_ready()
     append(paths.log, XID_79 + "\n")
     status = watcher.wait_status(lambda s: s["state"] == "holding", "holding")
-    assert "the eviction was refused" in status["holding"]
+    assert "EvictionRefused: the API refused: evict own Pod: 429" in status["holding"]
+    assert "failing the Pod needs the launcher (WATCHER_LAUNCHER_DIR): holding" in status["holding"]
     wait_until(lambda: "WatcherHolding" in reasons(api) or None, 5, "the hold Event")
-    assert reasons(api) == ["EvictingPod", "EvictionRefused", "WatcherHolding"]
+    assert reasons(api) == ["EvictingPod", "WatcherHolding"]
     watcher.assert_stays_alive(0.5)
 
 

@@ -68,9 +68,11 @@ def test_health_endpoints_and_status_shape(paths: Paths, spawn: Spawn) -> None:
     assert status["start"]["mode"] == "fresh"
     assert status["budget"] == {
         "restarts_in_window": 0,
+        "restarts_total": 0,
         "max_restarts": 3,
         "window_s": 3600.0,
         "min_uptime_s": 0.0,
+        "backoff_s": 0.0,
     }
     [followed] = status["monitors"]["log"]["files"]
     assert followed["path"] == str(paths.log)

@@ -64,6 +64,8 @@ class Paths:
             "WATCHER_HTTP_PORT": "0",
             "WATCHER_HTTP_HOST": "127.0.0.1",
             "WATCHER_GPU": "off",
+            # restarts follow each other in these tests; the back-off has tests of its own
+            "WATCHER_RESTART_BACKOFF": "0",
         }
         return {**env, **overrides}
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import FakeClock
 from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.announce import Announcer
 from watcher.kube.client import ApiError, PodRef
 from watcher.kube.events import BURST, DEDUP_WINDOW, EventPoster, PodEvent, event_for
 from watcher.kube.monitor import KubeMonitor, restart_verdict
@@ -100,7 +101,7 @@ def make_actions(tmp_path: Path, clock: FakeClock, api: FakeApi) -> Actions:
     poster = EventPoster(api, clock, "pod-watcher", None)  # type: ignore[arg-type]
     return Actions(
         ActionConfig(88, None, 1.0), ledger=Ledger(tmp_path), clock=clock,
-        save_cursors=lambda: (lambda: None), events=poster, evict=api.evict,
+        save_cursors=lambda: (lambda: None), announcer=Announcer(88, poster), evict=api.evict,
     )  # fmt: skip
 
 
@@ -109,8 +110,7 @@ async def test_eviction_is_requested_announced_and_recorded(
 ) -> None:
     api = FakeApi()
     outcome = await make_actions(tmp_path, clock, api).carry_out(decision(Action.EVICT))
-    assert outcome.exit_code is None
-    assert outcome.held is not None
+    assert outcome.exit_code is None and outcome.setback is None
     assert api.evictions == 1
     assert [e["reason"] for e in api.events] == ["EvictingPod"]
     ledger = Ledger(tmp_path)
@@ -119,18 +119,19 @@ async def test_eviction_is_requested_announced_and_recorded(
 
 
 @pytest.mark.parametrize("status", [403, 429])
-async def test_refused_eviction_holds_and_says_so(
+async def test_a_refused_eviction_goes_back_to_the_policy(
     tmp_path: Path, clock: FakeClock, status: int
 ) -> None:
     api = FakeApi()
     api.evict_error = ApiError(f"evict own Pod: {status} refused", status)  # RBAC 403, PDB 429
     outcome = await make_actions(tmp_path, clock, api).carry_out(decision(Action.EVICT))
-    assert outcome.held is not None and outcome.held.action is Action.HOLD
-    assert "the eviction was refused" in outcome.held.explanation
-    assert [e["reason"] for e in api.events] == ["EvictingPod", "EvictionRefused", "WatcherHolding"]
+    assert outcome.exit_code is None and outcome.setback is not None
+    assert (outcome.setback.source, outcome.setback.reason) == ("actions", "EvictionRefused")
+    assert f"the API refused: evict own Pod: {status} refused" in outcome.setback.message
+    assert [e["reason"] for e in api.events] == ["EvictingPod"]
     ledger = Ledger(tmp_path)
     ledger.load()
-    assert [e.action for e in ledger.entries] == ["hold"]
+    assert ledger.entries == []  # nothing happened: the policy decides what comes next
 
 
 def pod(*containers: tuple[str, str, str | None]) -> dict[str, Any]:

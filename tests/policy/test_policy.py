@@ -2,11 +2,13 @@
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import FakeClock
 from watcher.config.settings import DEFAULT_ACTIONS
+from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
@@ -14,12 +16,14 @@ from watcher.types import Action, Decision, FaultClass, Finding, Severity
 CONFIG = PolicyConfig(
     restart_exit_code=88,
     dry_run=False,
-    max_restarts=3,
-    restart_window=3600,
-    min_uptime=0,
+    budget=BudgetConfig(max_restarts=3, window=3600),
     actions=DEFAULT_ACTIONS,
     budget_exhausted_action=Action.HOLD,
 )
+
+
+def budget(config: PolicyConfig = CONFIG, **fields: Any) -> PolicyConfig:
+    return replace(config, budget=replace(config.budget, **fields))
 
 
 def finding(clock: FakeClock, **fields: object) -> Finding:
@@ -70,16 +74,29 @@ def test_non_fatal_findings_never_act(
 def test_count_in_window(ledger: Ledger, clock: FakeClock) -> None:
     policy = Policy(CONFIG, ledger, clock)
     rule = {"min_count": 3, "window_s": 60.0}
-    assert decide(policy, clock, **rule).action is Action.WARN
+    assert decide(policy, clock, offset=100, **rule).action is Action.WARN
     clock.advance(61)  # the first sighting leaves the window
-    assert decide(policy, clock, **rule).action is Action.WARN
+    assert decide(policy, clock, offset=200, **rule).action is Action.WARN
     clock.advance(30)
-    second = decide(policy, clock, **rule)
+    second = decide(policy, clock, offset=300, **rule)
     assert second.action is Action.WARN
     assert "seen 2 of 3" in second.explanation
     clock.advance(10)
-    assert decide(policy, clock, **rule).action is Action.RESTART
-    assert decide(policy, clock, **rule).action is Action.WARN  # counting starts over
+    assert decide(policy, clock, offset=400, **rule).action is Action.RESTART
+    assert decide(policy, clock, offset=500, **rule).action is Action.WARN  # starts over
+
+
+def test_a_line_read_twice_counts_once(ledger: Ledger, clock: FakeClock) -> None:
+    """After a restart of the watcher alone, the lines since the last cursor save are read
+    again: the same file and offset never counts twice toward a threshold."""
+    policy = Policy(CONFIG, ledger, clock)
+    rule = {"min_count": 2, "window_s": 60.0}
+    assert decide(policy, clock, offset=100, **rule).action is Action.WARN
+    again = decide(policy, clock, offset=100, **rule)
+    assert (again.action, again.details["seen"]) == (Action.WARN, 1)
+    assert decide(policy, clock, offset=100, file="/logs/other.log", **rule).action is (
+        Action.RESTART
+    )
 
 
 def test_occurrences_in_one_scan_count_towards_the_threshold(
@@ -100,7 +117,7 @@ def test_fourth_restart_within_budget_of_three_holds(ledger: Ledger, clock: Fake
     )
     assert policy.holding is decision
     later = decide(policy, clock, reason="Other")
-    assert later.action is Action.HOLD
+    assert later.action is Action.NONE
     assert "already holding" in later.explanation
 
 
@@ -114,20 +131,17 @@ def test_restarts_outside_the_window_do_not_count(ledger: Ledger, clock: FakeClo
 
 
 def test_zero_budget_never_restarts(ledger: Ledger, clock: FakeClock) -> None:
-    policy = Policy(replace(CONFIG, max_restarts=0), ledger, clock)
+    policy = Policy(budget(max_restarts=0), ledger, clock)
     assert decide(policy, clock).action is Action.HOLD
 
 
 def test_min_uptime(ledger: Ledger, clock: FakeClock) -> None:
     restarted(ledger, clock, 30)
-    policy = Policy(replace(CONFIG, min_uptime=60), ledger, clock)
+    policy = Policy(budget(min_uptime=60), ledger, clock)
     decision = decide(policy, clock)
     assert decision.action is Action.HOLD
     assert "only 30s ago (min_uptime 60s)" in decision.explanation
-    assert (
-        decide(Policy(replace(CONFIG, min_uptime=20), ledger, clock), clock).action
-        is Action.RESTART
-    )
+    assert decide(Policy(budget(min_uptime=20), ledger, clock), clock).action is Action.RESTART
 
 
 def test_hardware_fault_holds_without_api(ledger: Ledger, clock: FakeClock) -> None:
@@ -156,7 +170,7 @@ def test_per_rule_and_per_class_overrides(ledger: Ledger, clock: FakeClock) -> N
 
 
 def test_dry_run_decides_but_never_holds_for_good(ledger: Ledger, clock: FakeClock) -> None:
-    policy = Policy(replace(CONFIG, dry_run=True, max_restarts=0), ledger, clock)
+    policy = Policy(budget(replace(CONFIG, dry_run=True), max_restarts=0), ledger, clock)
     first = decide(policy, clock)
     assert first.dry_run and first.action is Action.HOLD
     assert policy.holding is None
@@ -190,5 +204,6 @@ def test_a_kernel_line_about_another_pods_gpu_is_left_alone(
     assert (xid.action, asked) == (expected, ["0000:9b:00"])
     if expected is Action.NONE:
         assert "0000:9b:00, not one of this Pod's" in xid.explanation
-    assert decide(policy, clock).action is Action.RESTART  # no bus id: never asked
+    fresh = Policy(replace(CONFIG, can_evict=True), ledger, clock, gpu_owner=owns)
+    assert decide(fresh, clock).action is Action.RESTART  # no bus id: never asked
     assert asked == ["0000:9b:00"]

@@ -11,9 +11,11 @@ import pytest
 from tests.conftest import FakeClock
 from tests.waiting import until
 from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.announce import Announcer
 from watcher.app import Watcher
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.monitor import Emit
+from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
@@ -60,7 +62,7 @@ def build(
     tmp_path: Path, clock: FakeClock, monitor: ScriptedMonitor, queue_size: int = 10
 ) -> Watcher:
     ledger = Ledger(tmp_path)
-    config = PolicyConfig(88, False, 3, 3600, 0, DEFAULT_ACTIONS, Action.HOLD)
+    config = PolicyConfig(88, False, BudgetConfig(3, 3600), DEFAULT_ACTIONS, Action.HOLD)
 
     def no_cursors() -> Callable[[], object]:
         return lambda: None
@@ -70,6 +72,7 @@ def build(
         ledger=ledger,
         clock=clock,
         save_cursors=no_cursors,
+        announcer=Announcer(88),
     )
     return Watcher(
         monitors=[monitor], policy=Policy(config, ledger, clock), actions=actions, ledger=ledger,

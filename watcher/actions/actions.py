@@ -1,27 +1,37 @@
-"""Carry out a decision. A restart means last words, each under a deadline, then an exit code.
+"""Carry out a decision: last words and an exit code, an eviction, a fail, a hold, a count.
 
-The kubelet kills the other containers without a grace period, so everything worth
-keeping is written before the exit: the ledger entry (the restart budget's memory), the
-termination message (what people read), the read cursors, and an Event on the Pod when
-the API is there. A step that fails or hangs is logged and skipped; the exit happens
-anyway, within ``timeout`` seconds.
+The kubelet kills the other containers within 2 s of a restart-all, so everything worth
+keeping is written before the exit. The ledger entry comes first and must succeed: a
+restart the ledger cannot record would escape the budget, so it is not taken, and the
+policy hears of it. The rest (termination message, read cursors, the launcher's verdict,
+an Event, the Pod annotation) runs together; all of it, the ledger included, ends within
+``timeout`` seconds of the decision, whatever the disk or the API server do.
+
+What carrying out ran into (a refused eviction, an unwritable ledger) is not decided here:
+it goes back to the policy as a finding (`Outcome.setback`).
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from watcher.actions.announce import Announcer
 from watcher.actions.termination import termination_message, write_termination_log
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.kube.client import ApiError
-from watcher.kube.events import EventPoster, PodEvent, event_for
+from watcher.policy.policy import ACTIONS, EVICTION_REFUSED, RESTART_NOT_RECORDED
 from watcher.state.ledger import Ledger, LedgerEntry
-from watcher.types import Action, Decision
+from watcher.types import Action, Decision, FaultClass, Finding, Severity
+from watcher.workload.shared import SharedDir
 
 log = logging.getLogger(__name__)
+
+RESTART_WAIT_MARGIN = 15.0
+"""Seconds a launcher told "restart" waits beyond the back-off and the last words."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,9 @@ class ActionConfig:
     restart_exit_code: int
     termination_log: Path | None
     timeout: float
-    """Deadline for all last words together."""
+    """Deadline for all last words together, from the decision to the exit."""
+    stop_grace: float = 30.0
+    """Seconds a workload stopped by a `fail` gets between SIGTERM and SIGKILL."""
 
 
 @dataclass(frozen=True)
@@ -38,16 +50,14 @@ class Outcome:
 
     exit_code: int | None = None
     """End the process with this code."""
-    held: Decision | None = None
-    """The watcher now holds (acting no more), for this reason."""
+    setback: Finding | None = None
+    """Something the policy must decide on: the eviction was refused, the restart was not
+    recorded and so not taken."""
 
 
 class Actions:
-    """Executes decisions.
-
-    ``save_cursors`` takes a snapshot on the loop and returns the blocking write;
-    ``events`` and ``evict`` exist only with Kubernetes API access.
-    """
+    """Executes decisions. ``evict``, ``announcer.events`` and ``annotate`` exist only with
+    API access, ``launcher`` only with the launcher in front of the workload."""
 
     def __init__(
         self,
@@ -56,115 +66,206 @@ class Actions:
         ledger: Ledger,
         clock: Clock,
         save_cursors: Callable[[], Callable[[], object]],
-        events: EventPoster | None = None,
+        announcer: Announcer,
         evict: Callable[[], Awaitable[None]] | None = None,
+        launcher: SharedDir | None = None,
     ) -> None:
         self._config = config
         self._ledger = ledger
         self._clock = clock
         self._save_cursors = save_cursors
-        self._events = events
+        self._announcer = announcer
         self._evict = evict
-        self._held = False
-        self._background: set[asyncio.Task[bool]] = set()
+        self._launcher = launcher
 
     async def carry_out(self, decision: Decision) -> Outcome:
         """Act on ``decision``."""
+        if decision.verdict is not None:
+            await self._verdict(decision, self._config.timeout)
         if decision.dry_run:  # the status board logs what would have happened
-            self._announce_later(decision)
+            self._announcer.later(decision)
             return Outcome()
-        if decision.action is Action.RESTART:
-            await self.last_words(decision)
-            return Outcome(exit_code=self._config.restart_exit_code)
-        if decision.action is Action.EVICT:
-            return await self._evict_pod(decision)
-        if decision.action is Action.HOLD:
-            return await self._hold(decision)
-        self._announce_later(decision)
-        return Outcome()
+        handlers: dict[Action, Callable[[Decision], Coroutine[Any, Any, Outcome]]] = {
+            Action.RESTART: self._restart,
+            Action.EVICT: self._evict_pod,
+            Action.FAIL: self._fail,
+            Action.HOLD: self._hold,
+            Action.COUNT: self._count,
+        }
+        handler = handlers.get(decision.action)
+        if handler is None:
+            self._announcer.later(decision)
+            return Outcome()
+        return await handler(decision)
 
-    async def last_words(self, decision: Decision) -> None:
-        """Ledger entry, termination message, cursors and Event, together within the deadline."""
+    async def _restart(self, decision: Decision) -> Outcome:
+        if decision.delay_s > 0:
+            log.warning(
+                "restarting in %.1fs (back-off): %s",
+                decision.delay_s,
+                decision.explanation,
+                extra={"fields": _fields(decision)},
+            )
+            await asyncio.sleep(decision.delay_s)
+        deadline = asyncio.get_running_loop().time() + self._config.timeout
         entry = self._entry(decision, exit_code=self._config.restart_exit_code)
+        refused = await self._first_record(entry, deadline)
+        if refused is not None:
+            return Outcome(setback=refused)
         log.error(
             "exiting %d: %s",
             self._config.restart_exit_code,
             decision.explanation,
             extra={"fields": {**_fields(decision), "ledger_id": entry.id}},
         )
-        steps = [self._record(entry), self._step("cursors", self._save_cursors())]
-        if self._config.termination_log is not None:
-            message = termination_message(decision, entry, self._ledger.path)
-            path = self._config.termination_log
-            steps.append(
-                self._step("termination log", lambda: write_termination_log(path, message))
+        steps = [self._announcer.announce(decision), self._annotate(decision, entry)]
+        if decision.verdict is None:
+            steps.append(self._verdict(replace(decision, verdict="restart"), self._left(deadline)))
+        steps += self._files(decision, entry, deadline, cursors=True)
+        await self._together(steps, deadline)
+        return Outcome(exit_code=self._config.restart_exit_code)
+
+    async def _first_record(self, entry: LedgerEntry, deadline: float) -> Finding | None:
+        """Append the restart to the ledger, or say why it was not taken."""
+        try:
+            await call_with_deadline(
+                lambda: self._ledger.append(entry), self._left(deadline), "last-words-ledger"
             )
-        steps.append(self._announce(decision))
-        await asyncio.gather(*steps)
+        except (OSError, TimeoutError) as exc:
+            problem = str(exc) or type(exc).__name__
+            log.error("not restarting: the ledger cannot record it: %s", problem)
+            message = (
+                f"the ledger {self._ledger.path} cannot be written ({problem}): a restart it "
+                "does not record would escape the restart budget, so it was not taken"
+            )
+            return self._setback(RESTART_NOT_RECORDED, message)
+        return None
+
+    async def _fail(self, decision: Decision) -> Outcome:
+        log.error("failing the Pod: %s", decision.explanation, extra={"fields": _fields(decision)})
+        deadline = asyncio.get_running_loop().time() + self._config.timeout
+        entry = self._entry(decision, exit_code=None)
+        steps = [self._record(entry, deadline), self._announcer.announce(decision)]
+        steps += [self._annotate(decision, entry), *self._files(decision, entry, deadline)]
+        start = decision.details.get("launcher_start")
+        if decision.verdict is None and self._launcher is not None and isinstance(start, int):
+            launcher, reason, grace = self._launcher, decision.explanation, self._config.stop_grace
+            steps.append(
+                self._blocking("stop", lambda: launcher.ask_stop(start, reason, grace), deadline)
+            )
+        await self._together(steps, deadline)
+        return Outcome()
 
     async def _evict_pod(self, decision: Decision) -> Outcome:
-        if self._evict is None:
-            return await self._hold(replace(decision, action=Action.HOLD))
-        await self._announce(decision)
+        if self._evict is None:  # the policy never asks for it then
+            return Outcome(setback=self._setback(EVICTION_REFUSED, "no Kubernetes API access"))
+        await self._announcer.announce(decision)
         try:
             await self._evict()
         except ApiError as exc:
-            why = f"{decision.explanation}; the eviction was refused ({exc}): holding"
-            held = replace(decision, action=Action.HOLD, explanation=why)
-            await self._post(PodEvent("EvictionRefused", why, key=decision.finding.reason))
-            return await self._hold(held)
+            return Outcome(setback=self._setback(EVICTION_REFUSED, f"the API refused: {exc}"))
         log.error("evicting the Pod: %s", decision.explanation, extra={"fields": _fields(decision)})
-        await self._record(self._entry(decision, exit_code=None))
-        self._held = True
-        return Outcome(held=decision)
+        deadline = asyncio.get_running_loop().time() + self._config.timeout
+        await self._record(self._entry(decision, exit_code=None), deadline)
+        return Outcome()
 
     async def _hold(self, decision: Decision) -> Outcome:
-        if not self._held:
-            self._held = True
-            log.error("holding: %s", decision.explanation, extra={"fields": _fields(decision)})
-            await asyncio.gather(
-                self._record(self._entry(decision, exit_code=None)), self._announce(decision)
+        log.error("holding: %s", decision.explanation, extra={"fields": _fields(decision)})
+        deadline = asyncio.get_running_loop().time() + self._config.timeout
+        entry = self._entry(decision, exit_code=None)
+        steps = [self._record(entry, deadline), self._announcer.announce(decision)]
+        await self._together([*steps, self._annotate(decision, entry)], deadline)
+        return Outcome()
+
+    async def _count(self, decision: Decision) -> Outcome:
+        """An in-place restart the watcher did not ask for: it counts in the budget."""
+        log.warning("%s", decision.explanation, extra={"fields": _fields(decision)})
+        entry = self._entry(decision, exit_code=None, action="restart")
+        deadline = asyncio.get_running_loop().time() + self._config.timeout
+        await self._together(
+            [self._record(entry, deadline), self._announcer.announce(decision)], deadline
+        )
+        return Outcome()
+
+    # -- the pieces ------------------------------------------------------------------
+
+    def _files(
+        self, decision: Decision, entry: LedgerEntry, deadline: float, *, cursors: bool = False
+    ) -> list[Coroutine[Any, Any, None]]:
+        steps = []
+        if cursors:
+            steps.append(self._blocking("cursors", self._save_cursors(), deadline))
+        path = self._config.termination_log
+        if path is not None:
+            message = termination_message(decision, entry, self._ledger.path)
+            steps.append(
+                self._blocking(
+                    "termination log", lambda: write_termination_log(path, message), deadline
+                )
             )
-        return Outcome(held=decision)
+        return steps
 
-    async def _announce(self, decision: Decision) -> None:
-        event = event_for(decision, self._config.restart_exit_code)
-        if event is not None:
-            await self._post(event)
+    async def _verdict(self, decision: Decision, limit: float) -> None:
+        """Tell the launcher what becomes of the exited (or exiting) workload."""
+        start = decision.finding.facts.get("start", decision.details.get("launcher_start"))
+        if self._launcher is None or not isinstance(start, int) or decision.verdict is None:
+            return
+        wait = None
+        if decision.verdict == "restart":
+            wait = decision.delay_s + self._config.timeout + RESTART_WAIT_MARGIN
+        launcher, verdict, reason = self._launcher, decision.verdict, decision.explanation
+        deadline = asyncio.get_running_loop().time() + limit
+        await self._blocking(
+            "verdict", lambda: launcher.give_verdict(start, verdict, reason, wait), deadline
+        )
 
-    def _announce_later(self, decision: Decision) -> None:
-        event = event_for(decision, self._config.restart_exit_code)
-        if event is not None and self._events is not None:
-            task = asyncio.create_task(self._events.post(event), name="event")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    async def _annotate(self, decision: Decision, entry: LedgerEntry) -> None:
+        await self._announcer.annotate(decision, entry, self._restart_number(decision))
 
-    async def close(self) -> None:
-        """Cancel Events still being posted in the background."""
-        for task in list(self._background):
-            task.cancel()
-        if self._background:
-            await asyncio.wait(self._background, timeout=1.0)
+    def _restart_number(self, decision: Decision) -> int | None:
+        used = decision.details.get("restarts_in_window")
+        return int(used) + 1 if isinstance(used, int) else None
 
-    async def _post(self, event: PodEvent) -> None:
-        if self._events is not None:
-            await self._events.post(event)  # bounded by the API deadline, never raises
+    async def _record(self, entry: LedgerEntry, deadline: float) -> None:
+        await self._blocking("ledger", lambda: self._ledger.append(entry), deadline)
 
-    async def _record(self, entry: LedgerEntry) -> None:
-        await self._step("ledger", lambda: self._ledger.append(entry))
-
-    async def _step(self, name: str, fn: Callable[[], object]) -> None:
+    async def _blocking(self, name: str, fn: Callable[[], object], deadline: float) -> None:
         try:
-            await call_with_deadline(fn, self._config.timeout, name=f"last-words-{name}")
+            await call_with_deadline(fn, self._left(deadline), name=f"last-words-{name}")
         except TimeoutError:
-            log.error("last words: %s timed out after %ss", name, self._config.timeout)
+            log.error("%s: no answer within the %ss deadline", name, self._config.timeout)
         except OSError as exc:
-            log.error("last words: %s failed: %s", name, exc)
+            log.error("%s failed: %s", name, exc)
 
-    def _entry(self, decision: Decision, exit_code: int | None) -> LedgerEntry:
+    async def _together(self, steps: list[Coroutine[Any, Any, None]], deadline: float) -> None:
+        """Run ``steps`` concurrently; whatever is unfinished at ``deadline`` is dropped."""
+        tasks = [asyncio.ensure_future(step) for step in steps]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self._left(deadline))
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.error("last words: %d step(s) cut off at the deadline", len(pending))
+
+    def _left(self, deadline: float) -> float:
+        return max(0.001, deadline - asyncio.get_running_loop().time())
+
+    def _setback(self, reason: str, message: str) -> Finding:
+        return Finding(
+            source=ACTIONS,
+            reason=reason,
+            severity=Severity.FATAL,
+            fault_class=FaultClass.INFRASTRUCTURE,
+            message=message,
+            at=self._clock.monotonic(),
+            evidence=(message,),
+        )
+
+    def _entry(self, decision: Decision, exit_code: int | None, action: str = "") -> LedgerEntry:
         finding = decision.finding
         return LedgerEntry(
-            action=decision.action.value,
+            action=action or decision.action.value,
             reason=finding.reason,
             time=self._clock.wall(),
             explanation=decision.explanation,
@@ -173,8 +274,15 @@ class Actions:
             file=finding.file,
             offset=finding.offset,
             exit_code=exit_code,
-            details=dict(decision.details),
+            details={**decision.details, **_observed(decision)},
         )
+
+    async def close(self) -> None:
+        await self._announcer.close()
+
+
+def _observed(decision: Decision) -> Mapping[str, object]:
+    return {"observed": True} if decision.action is Action.COUNT else {}
 
 
 def _fields(decision: Decision) -> dict[str, object]:
@@ -186,4 +294,5 @@ def _fields(decision: Decision) -> dict[str, object]:
         "file": finding.file,
         "offset": finding.offset,
         "evidence": list(finding.evidence),
+        "details": decision.details,
     }

@@ -168,13 +168,15 @@ def _watch_checks(settings: WatcherSettings, where: _Where) -> list[str]:
             "WATCHER_STATE_DIR is required: a directory that survives in-place restarts "
             "(an emptyDir) for the ledger that enforces the restart budget"
         )
-    if not (settings.log_paths or settings.probes or settings.heartbeat_file):
+    logs = settings.log_paths or settings.launcher_dir is not None
+    if not (logs or settings.probes or settings.heartbeat_file):
         problems.append(
             "nothing to watch: set WATCHER_LOG_PATHS (comma-separated globs of log files), "
+            "WATCHER_LAUNCHER_DIR (the workload runs through the launcher), "
             "WATCHER_PROBES or WATCHER_HEARTBEAT_FILE"
         )
     for name in ("silence_timeout", "progress_pattern"):
-        if getattr(settings, name) is not None and not settings.log_paths:
+        if getattr(settings, name) is not None and not logs:
             problems.append(f"{where.origin((name,))}: needs WATCHER_LOG_PATHS to read logs from")
     return problems
 

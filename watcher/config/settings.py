@@ -32,8 +32,9 @@ DEFAULT_ACTIONS: dict[FaultClass, Action] = {
     FaultClass.INFRASTRUCTURE: Action.RESTART,
     FaultClass.HANG: Action.RESTART,
     FaultClass.HARDWARE: Action.EVICT,
+    FaultClass.PLATFORM: Action.EVICT,
 }
-ACTIONABLE = (Action.RESTART, Action.EVICT, Action.HOLD, Action.WARN)
+ACTIONABLE = (Action.RESTART, Action.EVICT, Action.FAIL, Action.HOLD, Action.WARN)
 
 
 def _actionable(action: Action) -> Action:
@@ -80,8 +81,10 @@ class WatcherSettings(BaseSettings):
     """Seconds over which `max_restarts` is counted."""
     min_uptime: float = Field(default=0.0, ge=0)
     """Refuse a restart sooner than this many seconds after the previous one (0: off)."""
-    budget_exhausted_action: Literal[Action.HOLD, Action.EVICT] = Action.HOLD
-    """What to do instead of a refused restart. `evict` needs the Kubernetes API (holds without)."""
+    budget_exhausted_action: Literal[Action.FAIL, Action.HOLD, Action.EVICT] = Action.FAIL
+    """What to do instead of a refused restart: `fail` lets the Pod fail so its owner decides
+    (needs the launcher, holds without), `evict` needs the Kubernetes API (fails without),
+    `hold` keeps the Pod Running and the GPUs idle for inspection."""
     actions: dict[FaultClass, ClassAction] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
     """Action per fault class, e.g. `WATCHER_ACTIONS__HARDWARE=hold`."""
     config: Path | None = None
@@ -160,7 +163,31 @@ class WatcherSettings(BaseSettings):
     """`json` lines for machines, `text` for people."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("log_paths", "rule_packs", "disable_rules", "gpu_uuids", mode="before")
+    # -- the workload launcher and the fate of the Pod (lead) ---------------------------
+    launcher_dir: Path | None = None
+    """A directory shared with the trainer's container (an emptyDir, e.g. /pod-watcher):
+    the watcher installs the launcher there and follows the workload's output and exits."""
+    final_exit_codes: Annotated[tuple[int, ...], NoDecode] = ()
+    """Exit codes of the workload that mean "do not retry": the Pod fails at once."""
+    restart_backoff: float = Field(default=10.0, ge=0, le=3600)
+    """Seconds between the first and second in-place restart in the window, doubled for each
+    further one (the kubelet spaces RestartAllContainers cycles by nothing); 0: off."""
+    restart_backoff_max: float = Field(default=300.0, ge=0, le=86400)
+    """The longest back-off between two in-place restarts."""
+    stop_grace: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a workload stopped by `fail` gets between SIGTERM and SIGKILL."""
+
+    @field_validator("final_exit_codes", mode="after")
+    @classmethod
+    def _exit_codes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for code in value:
+            if not 1 <= code <= 255:
+                raise ValueError(f"{code} is not a failing exit code (1..255)")
+        return value
+
+    @field_validator(
+        "log_paths", "rule_packs", "disable_rules", "gpu_uuids", "final_exit_codes", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -220,6 +247,7 @@ class WatcherSettings(BaseSettings):
         "pod_name",
         "pod_namespace",
         "dcgm_exporter_url",
+        "launcher_dir",
         mode="before",
     )
     @classmethod

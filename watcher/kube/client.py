@@ -55,6 +55,19 @@ class KubeApi:
             self._core.create_namespaced_event(self.pod.namespace, body), "create Event"
         )
 
+    async def annotate(self, annotations: Mapping[str, str]) -> None:
+        """Set annotations on the own Pod (a JSON merge patch of metadata.annotations)."""
+        body = {"metadata": {"annotations": dict(annotations)}}
+        await self._call(
+            self._core.patch_namespaced_pod(
+                self.pod.name,
+                self.pod.namespace,
+                body,
+                _content_type="application/merge-patch+json",
+            ),
+            "annotate own Pod",
+        )
+
     async def evict(self) -> None:
         body = {
             "apiVersion": "policy/v1",

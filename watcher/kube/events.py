@@ -59,6 +59,8 @@ def event_for(decision: Decision, exit_code: int) -> PodEvent | None:
         ),
         Action.EVICT: ("EvictingPod", f"{decision.explanation}."),
         Action.HOLD: ("WatcherHolding", f"{decision.explanation}."),
+        Action.FAIL: ("FailingPod", f"{decision.explanation}."),
+        Action.COUNT: ("InPlaceRestartCounted", f"{decision.explanation}."),
     }.get(decision.action)
     if next_step is None:
         return None

@@ -1,24 +1,32 @@
-"""Where to start reading, from what the state directory remembers.
+"""Where to start reading, from what the state directory and the launcher tell.
 
-- After a restart this watcher asked for (the ledger holds a restart no start has seen):
-  begin at the end of every file. They still hold the fatal line and the dying
-  workload's last errors, which must not trigger again.
-- After the watcher alone restarted (cursors exist, no new restart): resume each file at
-  its saved cursor if it is the same inode, so nothing written meanwhile is missed; a
-  file with no cursor for its inode appeared after the last save and is read whole, and
-  a file rotated away meanwhile is read from its cursor under its new name
-  (`TrackedFiles.open_existing`).
+- The launcher ran before but is not running now: every container was restarted (a
+  RestartAllContainers, whoever asked for it). Begin at the end of every file: they still
+  hold the fatal line and the dying workload's last errors, which must not trigger again.
+- The launcher is running: the watcher alone restarted (a crash, an OOM kill, a liveness
+  kill, or a kill between its ledger entry and its exit). Resume at the saved cursors, so
+  nothing written meanwhile is missed; a restart the ledger shows but that never happened
+  (the launcher outlived it) is marked ``not_taken`` by the caller.
+- No launcher: the ledger decides. A restart no start has seen yet means the same as a
+  stopped launcher; saved cursors mean the watcher alone restarted.
 - First start ever: the configured position (the end, by default).
+
+A file without a cursor for its inode appeared after the last save and is read whole, and
+a file rotated away meanwhile is read from its cursor under its new name
+(`TrackedFiles.open_existing`).
 """
 
 from dataclasses import dataclass
 from typing import Literal
 
 from watcher.logs.files import OpenPolicy
+from watcher.policy.budget import restarts
 from watcher.state.cursors import CursorSnapshot
-from watcher.state.ledger import Ledger
+from watcher.state.ledger import Ledger, LedgerEntry
 
 StartMode = Literal["after_restart", "resume", "fresh"]
+Launcher = Literal["running", "stopped", "absent"]
+"""The launcher's state at start: holding its lock, ran before but gone, never ran."""
 
 
 @dataclass(frozen=True)
@@ -27,18 +35,32 @@ class StartPlan:
     open_policy: OpenPolicy
     acknowledged_restart: str | None
     """The ledger restart this start accounts for; saved with the cursors."""
+    not_taken: LedgerEntry | None = None
+    """A restart the ledger records that did not happen: the launcher still runs."""
+
+
+def requested_restart(ledger: Ledger) -> LedgerEntry | None:
+    """The latest restart the watcher asked for and that was not found to be not taken."""
+    asked = [entry for entry in restarts(ledger.entries) if not entry.details.get("observed")]
+    return asked[-1] if asked else None
 
 
 def plan_start(
-    ledger: Ledger, cursors: CursorSnapshot | None, start_position: Literal["end", "start"]
+    ledger: Ledger,
+    cursors: CursorSnapshot | None,
+    start_position: Literal["end", "start"],
+    launcher: Launcher = "absent",
 ) -> StartPlan:
-    last = ledger.last("restart")
+    last = requested_restart(ledger)
     acknowledged = cursors.acknowledged_restart if cursors is not None else None
-    if last is not None and last.id != acknowledged:
-        return StartPlan("after_restart", OpenPolicy(from_end=True, resume={}), last.id)
+    unseen = last is not None and last.id != acknowledged
+    latest = last.id if last is not None else acknowledged
+    if launcher == "stopped" or (launcher == "absent" and unseen):
+        return StartPlan("after_restart", OpenPolicy(from_end=True, resume={}), latest)
+    not_taken = last if launcher == "running" and unseen else None
     if cursors is not None:
-        # A file without a cursor for its inode appeared (or was rotated) after the last
-        # save, so all of it was written while the watcher was away: read it whole.
         policy = OpenPolicy(from_end=False, resume=dict(cursors.files))
-        return StartPlan("resume", policy, acknowledged)
+        return StartPlan("resume", policy, latest, not_taken)
+    if not_taken is not None:  # killed before it saved any cursor: read the logs again
+        return StartPlan("resume", OpenPolicy(from_end=False, resume={}), latest, not_taken)
     return StartPlan("fresh", OpenPolicy(from_end=start_position == "end", resume={}), None)

@@ -1,0 +1,79 @@
+"""The restart budget, computed from the ledger in one place.
+
+Every in-place restart counts: the ones the watcher asked for (``restart`` entries, minus
+those a later start found were never carried out: ``not_taken``) and the ones it only
+observed (``restart`` entries marked ``observed``: a rule on the trainer, another
+sidecar, a restart while the watcher was down). The kubelet spaces RestartAllContainers
+cycles by nothing, so the back-off between two restarts is the watcher's own.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from watcher.state.ledger import LedgerEntry
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    max_restarts: int
+    window: float
+    min_uptime: float = 0.0
+    backoff: float = 0.0
+    """Seconds between the first and the second restart in the window; doubled for each
+    further one; 0 turns the back-off off."""
+    backoff_max: float = 300.0
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """Whether a restart may happen, and when."""
+
+    allowed: bool
+    why: str = ""
+    """Why not, when not allowed."""
+    delay: float = 0.0
+    """Seconds to wait first (the back-off), when allowed."""
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def restarts(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    """The in-place restarts that happened, oldest first."""
+    not_taken = {entry.details.get("ref") for entry in entries if entry.action == "not_taken"}
+    return [e for e in entries if e.action == "restart" and e.id not in not_taken]
+
+
+def in_window(entries: Sequence[LedgerEntry], now: float, window: float) -> list[LedgerEntry]:
+    return [entry for entry in restarts(entries) if now - entry.time < window]
+
+
+def backoff_for(config: BudgetConfig, restarts_so_far: int) -> float:
+    """The least time between the last restart and the next one."""
+    if restarts_so_far < 1 or config.backoff <= 0:
+        return 0.0
+    return float(min(config.backoff_max, config.backoff * 2 ** (restarts_so_far - 1)))
+
+
+def allowance(config: BudgetConfig, entries: Sequence[LedgerEntry], now: float) -> Allowance:
+    """May the watcher restart the Pod in place now (or after a back-off)?"""
+    recent = in_window(entries, now, config.window)
+    details: dict[str, object] = {
+        "restarts_in_window": len(recent),
+        "max_restarts": config.max_restarts,
+        "window_s": config.window,
+    }
+    if len(recent) >= config.max_restarts:
+        why = (
+            f"restart budget exhausted ({len(recent)} restarts in the last "
+            f"{config.window:g}s, at most {config.max_restarts})"
+        )
+        return Allowance(False, why, details=details)
+    if not recent:
+        return Allowance(True, details=details)
+    age = max(0.0, now - max(entry.time for entry in recent))
+    if age < config.min_uptime:
+        why = f"the last restart was only {age:.0f}s ago (min_uptime {config.min_uptime:g}s)"
+        return Allowance(False, why, details=details)
+    delay = max(0.0, backoff_for(config, len(recent)) - age)
+    if delay > 0:
+        details["backoff_s"] = round(delay, 3)
+    return Allowance(True, delay=delay, details=details)
