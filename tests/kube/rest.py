@@ -20,6 +20,11 @@ from tests.kube.store import Obj, Store, Watcher
 Then = Callable[[], Awaitable[web.StreamResponse]]
 
 
+def _true(value: str | None) -> bool:
+    """A boolean query parameter, as Go's strconv.ParseBool reads it (the client sends True)."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
+
+
 class ObjectRoutes:
     store: Store
     bookmark_interval: float
@@ -109,7 +114,7 @@ class ObjectRoutes:
     async def _list_or_watch(self, request: web.Request, resource: Resource) -> web.StreamResponse:
         ns, query = request.match_info["ns"], request.query
         selects = res.selector(query.get("fieldSelector", ""), query.get("labelSelector", ""))
-        watch = query.get("watch") in ("true", "1")
+        watch = _true(query.get("watch"))
         route = resource.route("watch" if watch else "list")
         if isinstance(selects, str):
             bad = 400, k8s.status_body(400, "BadRequest", selects)
@@ -145,7 +150,7 @@ class ObjectRoutes:
         self.store.open(watcher)
         asked = query.get("resourceVersion", "")
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
-        bookmarks = query.get("allowWatchBookmarks") == "true"
+        bookmarks = _true(query.get("allowWatchBookmarks"))
         now = self.store.resource_version
         if asked in ("", "0"):
             initial = self.store.select(resource.plural, watcher.namespace, watcher.selects)
