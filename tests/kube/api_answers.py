@@ -3,6 +3,7 @@ makes on a body, its Status bodies for refusals and errors, and a kubeconfig to 
 
 import copy
 import uuid
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,22 @@ VERSION_INFO = {
     "platform": "linux/amd64",
 }
 API_VERSIONS = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as answered."""
+
+    method: str
+    path: str
+    route: str | None
+    """One of ROUTES; None for `/version`, `/api` and paths the fake does not serve."""
+    status: int
+    body: Any
+    at: float
+    """`time.monotonic()` when it arrived."""
+    client: str = ""
+    """Who made it: "" for an HTTP client, else the in-process fake (``jobset-controller``)."""
 
 
 class Mode(StrEnum):

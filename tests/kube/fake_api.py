@@ -27,14 +27,13 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 from tests.kube import api_answers as k8s
 from tests.kube import resources as res
-from tests.kube.api_answers import Mode, Obj, write_kubeconfig
+from tests.kube.api_answers import Call, Mode, Obj, write_kubeconfig
 from tests.kube.event_routes import EventRoutes
 from tests.kube.manifests import running_pod
 from tests.kube.rest import ObjectRoutes, Then
@@ -50,22 +49,6 @@ STALLED = -1
 """The status recorded for a request left unanswered."""
 Answer = tuple[int, Obj]
 now = time.monotonic
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request, as answered."""
-
-    method: str
-    path: str
-    route: str | None
-    """One of ROUTES; None for `/version`, `/api` and paths the fake does not serve."""
-    status: int
-    body: Any
-    at: float
-    """`time.monotonic()` when it arrived."""
-    client: str = ""
-    """Who made it: "" for an HTTP client, else the in-process fake (``jobset-controller``)."""
 
 
 class FakeApi(ObjectRoutes, EventRoutes):

@@ -5,6 +5,7 @@ patch, and a JobSet's /status. A mixin of `FakeApi`, which provides the store, t
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,7 @@ from tests.kube import api_answers as k8s
 from tests.kube import resources as res
 from tests.kube import watch_stream
 from tests.kube.resources import Answer, Resource
-from tests.kube.store import Obj, Store, Watcher
+from tests.kube.store import Obj, Selector, Store, Watcher
 
 Then = Callable[[], Awaitable[web.StreamResponse]]
 
@@ -30,6 +31,10 @@ class ObjectRoutes:
     bookmark_interval: float
     _lock: threading.Lock
     _watch_events: Counter[str]
+    _errors: list[str]
+
+    def record(self, call: k8s.Call) -> None:
+        raise NotImplementedError
 
     async def _answer(
         self,
@@ -97,6 +102,35 @@ class ObjectRoutes:
         """Forget the history: a watch from any resourceVersion before now gets 410 Gone."""
         with self._lock:
             self.store.compact()
+
+    # -- for in-process clients (a fake controller): its cache and its writes ----------------
+
+    def select(self, plural: str, selects: Selector, namespace: str) -> list[Obj]:
+        """What an informer's cache holds: the matching objects, read without a request."""
+        with self._lock:
+            return self.store.select(plural, namespace, selects)
+
+    def write(self, obj: Obj, route: str, client: str) -> tuple[int, Obj]:
+        """An update (a PUT of ``route``) by an in-process client, checked, under optimistic
+        concurrency, and recorded as a request of ``client``."""
+        resource, meta = res.resource_of(obj), obj["metadata"]
+        path = f"{resource.prefix}/namespaces/{meta['namespace']}/{resource.plural}/{meta['name']}"
+        path += "/status" if "/status." in route else ""
+        found = res.problems(resource, obj, meta["namespace"], meta["name"])
+        with self._lock:
+            current = self.store.get(resource.plural, meta["namespace"], meta["name"])
+            if found:
+                self._errors += [f"PUT {path}: {p}" for p in found]
+                answer: Answer = 422, k8s.status_body(422, "Invalid", "; ".join(found))
+            elif current is None:
+                answer = res.not_found(resource, meta["name"])
+            elif res.stale(current, obj):
+                answer = res.conflict(resource, meta["name"])
+            else:
+                new = res.updated(resource, current, obj, "/status." in route)
+                answer = 200, self.store.put(resource.plural, new)[0]
+        self.record(k8s.Call("PUT", path, route, answer[0], obj, time.monotonic(), client))
+        return answer
 
     # -- reading -------------------------------------------------------------------------
 

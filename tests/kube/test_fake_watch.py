@@ -13,6 +13,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.kube.fake_api import STALLED, FakeApi, Mode
+from tests.kube.fake_jobset import in_place_jobset as jobset
 from tests.kube.store import Store, Watcher
 
 T = TypeVar("T")
@@ -28,30 +29,6 @@ def lease(name: str = "gang", holder: str = "trainer-0", **meta: Any) -> dict[st
         "metadata": {"name": name, **meta},
         "spec": {"holderIdentity": holder},
     }
-
-
-def jobset(name: str = "js", **status: Any) -> dict[str, Any]:
-    template = {
-        "spec": {
-            "completions": 2,
-            "parallelism": 2,
-            "backoffLimit": 2147483647,
-            "podReplacementPolicy": "Failed",
-            "template": {"spec": {"restartPolicy": "Never", "containers": [
-                {"name": "worker", "image": "trainer:1"}
-            ]}},
-        }
-    }  # fmt: skip
-    body = {
-        "apiVersion": "jobset.x-k8s.io/v1alpha2",
-        "kind": "JobSet",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "failurePolicy": {"maxRestarts": 3, "restartStrategy": "InPlaceRestart"},
-            "replicatedJobs": [{"name": "rj", "replicas": 2, "template": template}],
-        },
-    }
-    return body | ({"status": status} if status else {})
 
 
 async def within(call: Awaitable[T], seconds: float = 5.0) -> T:
