@@ -91,6 +91,11 @@ class ObjectRoutes:
         """End every open watch cleanly, as its timeout would; how many."""
         return self._order_watches("end", plural)
 
+    def freeze_watches(self, plural: str | None = None) -> int:
+        """Hang every open watch (of ``plural``): no event, no bookmark, no end, until it is
+        dropped or ended; how many."""
+        return self._order_watches("freeze", plural)
+
     def _order_watches(self, order: str, plural: str | None) -> int:
         with self._lock:
             watchers = self.store.watchers(plural)

@@ -54,7 +54,8 @@ class Watcher:
     selects: Selector
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[Change | str] = field(default_factory=asyncio.Queue)
-    """Changes, or an order: "drop" (abort the connection), "end" (finish it cleanly)."""
+    """Changes, or an order: "drop" (abort the connection), "end" (finish it cleanly),
+    "freeze" (send nothing more until "drop" or "end")."""
 
     def wants(self, change: Change) -> bool:
         return (

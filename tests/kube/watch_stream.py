@@ -6,7 +6,7 @@ older than what is kept gets one ERROR event with a 410 Expired Status, then the
 the watch cache answers. ``allowWatchBookmarks=true`` adds a BOOKMARK (an object with only
 ``metadata.resourceVersion``) every ``bookmark_interval`` seconds; ``timeoutSeconds`` ends
 the stream cleanly. On order the stream is dropped (the connection aborted mid-stream) or
-ended.
+ended, or frozen (nothing more is sent, and the timeout no longer ends it).
 """
 
 import asyncio
@@ -73,6 +73,21 @@ async def stream(
         await response.write(line)
         feed.sent()
 
+    try:
+        return await _serve(request, response, start, watcher, feed=feed, send=send)
+    except ConnectionResetError:  # the client went away
+        return response
+
+
+async def _serve(
+    request: web.Request,
+    response: web.StreamResponse,
+    start: WatchStart,
+    watcher: Watcher,
+    *,
+    feed: Feed,
+    send: Callable[[bytes], Awaitable[None]],
+) -> web.StreamResponse:
     if start.backlog is None:
         await send(expired(request.query.get("resourceVersion", ""), start.resource_version))
     else:
@@ -106,6 +121,9 @@ async def _follow(
                 await send(bookmark(start.resource, feed.current()))
                 next_bookmark = time.monotonic() + period
             continue
+        if item == "freeze":  # a hung server: nothing more, not even the timeout's end
+            while item not in ("drop", "end"):
+                item = await watcher.queue.get()
         if isinstance(item, str):
             return item
         if item.resource_version > last:
