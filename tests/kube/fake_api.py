@@ -272,6 +272,10 @@ class ThreadedFakeApi:
     def url(self) -> str:
         return self.api.url
 
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the fake's loop (e.g. `FakeJobSetController(api).start()`)."""
+        return self._call(coroutine)
+
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10.0)
 

@@ -3,13 +3,14 @@ a whole gang restart driven over HTTP as agents drive it, with its API cost."""
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.kube.fake_api import FakeApi
+from tests.kube.fake_api import FakeApi, ThreadedFakeApi
 from tests.kube.fake_jobset import (
     ATTEMPT,
     FAILED_REASON,
@@ -223,3 +224,20 @@ async def test_a_gang_restart_driven_over_http(
         assert (await settle(controller))["currentInPlaceRestartAttempt"] == 1
     assert fake_api.counts("")["pods.patch"] == PODS + PODS  # start, then one gang restart
     assert writes(fake_api) == 3  # current 0; previous 0; current 1
+
+
+def test_the_controller_runs_beside_a_threaded_fake() -> None:
+    """How an end-to-end test gets the controller: on the ThreadedFakeApi's loop."""
+    with ThreadedFakeApi() as threaded:
+        threaded.api.delete("pods", "trainer")
+        controller = FakeJobSetController(threaded.api)
+        threaded.run(controller.start())
+        threaded.api.put(in_place_jobset())
+        gang(threaded.api, 0, 0, 0, 0)  # from this thread, as a kubelet model would
+        for _ in range(200):
+            js = threaded.api.get("jobsets", "js")
+            if js and js.get("status"):
+                break
+            time.sleep(0.01)
+        assert js is not None and js["status"] == {"currentInPlaceRestartAttempt": 0}
+        assert threaded.api.errors == []
