@@ -17,7 +17,7 @@ is required, as in a cluster.
 one in a thread with its own loop, for tests whose watcher is a child process. What tests
 set and read (`set_mode`, `set_pod`, `calls`, `events`, `evictions`, `errors`) is
 thread-safe, and so are the objects (`put`, `get`), the request counts (`counts`) and the
-watch controls (`drop_watches`, `end_watches`, `compact`).
+watch controls (`drop_watches`, `end_watches`, `freeze_watches`, `compact`).
 `write_kubeconfig(path, api.url, api.token)` lets a client find it.
 """
 
