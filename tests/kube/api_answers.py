@@ -3,6 +3,7 @@ makes on a body, its Status bodies for refusals and errors, and a kubeconfig to 
 
 import copy
 import uuid
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,22 @@ VERSION_INFO = {
     "platform": "linux/amd64",
 }
 API_VERSIONS = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as answered."""
+
+    method: str
+    path: str
+    route: str | None
+    """One of ROUTES; None for `/version`, `/api` and paths the fake does not serve."""
+    status: int
+    body: Any
+    at: float
+    """`time.monotonic()` when it arrived."""
+    client: str = ""
+    """Who made it: "" for an HTTP client, else the in-process fake (``jobset-controller``)."""
 
 
 class Mode(StrEnum):
@@ -87,15 +104,17 @@ def evicted(pod: Obj) -> Obj:
     return pod
 
 
-def refusal(mode: Mode, method: str, path: str, ns: str, name: str) -> tuple[int, Obj]:
+def refusal(
+    mode: Mode, method: str, path: str, ns: str, name: str, *, route: str | None = None
+) -> tuple[int, Obj]:
     """The answer of a route in ``mode`` (not NORMAL or STALL)."""
-    resource = "pods/eviction" if path.endswith("/eviction") else path.split("/")[5]
+    resource, group, verb = _rbac(method, path, route)
     if mode is Mode.FORBIDDEN:
-        verb = {"GET": "get", "POST": "create", "PATCH": "patch"}[method]
         user = f"system:serviceaccount:{ns}:pod-watcher"
+        qualified = f"{resource}.{group}" if group else resource
         message = (
-            f'{resource} "{name}" is forbidden: User "{user}" cannot {verb} resource '
-            f'"{resource}" in API group "" in the namespace "{ns}"'
+            f'{qualified} "{name}" is forbidden: User "{user}" cannot {verb} resource '
+            f'"{resource}" in API group "{group}" in the namespace "{ns}"'
         )
         return 403, status_body(403, "Forbidden", message, {"name": name, "kind": resource})
     if mode is Mode.TOO_MANY and resource == "pods/eviction":
@@ -107,6 +126,17 @@ def refusal(mode: Mode, method: str, path: str, ns: str, name: str) -> tuple[int
         message = "Too many requests, please try again later."
         return 429, status_body(429, "TooManyRequests", message, {"retryAfterSeconds": 1})
     return 500, status_body(500, "InternalError", "Internal error occurred: the fake was told to")
+
+
+def _rbac(method: str, path: str, route: str | None) -> tuple[str, str, str]:
+    """(resource, API group, verb) of a request, as RBAC names them."""
+    if route and "." in route:
+        resource, verb = route.rsplit(".", 1)
+        parts = path.split("/")
+        return resource, parts[2] if parts[1] == "apis" else "", verb
+    resource = "pods/eviction" if path.endswith("/eviction") else path.split("/")[5]
+    verb = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update"}[method]
+    return resource, "", verb
 
 
 def problems(body: Any, api: str, kind: str, ns: str, name: str | None = None) -> list[str]:

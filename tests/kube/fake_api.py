@@ -1,67 +1,74 @@
-"""A fake Kubernetes API server for tests: the few calls pod-watcher makes, and nothing else.
+"""A fake Kubernetes API server for tests: the calls pod-watcher makes, and nothing else.
 
-It serves the own Pod (GET), Events (POST, merge PATCH) and the Pod's eviction (POST) on
-127.0.0.1 and a free port, plus `/version` and `/api`; any other path is answered 404 and
-recorded. Every body is checked against the Kubernetes 1.35 JSON schemas (strict): a bad
-one is answered 422 like a real API server AND listed in `errors`, which tests assert
-empty. Per route, a `Mode` makes it refuse like RBAC (403) or a PodDisruptionBudget (429),
-fail (500), or never answer (stall, until it stops). A token is required, as in a cluster.
+It serves Events (POST, merge PATCH), the Pod's eviction (POST) and, from a store with real
+watch semantics (`store.py`, `rest.py`, `watch_stream.py`), Pods, ConfigMaps, Leases and
+JobSets: get, list, watch (resourceVersion, bookmarks, 410 Gone, timeoutSeconds, field and
+label selectors), create, update under optimistic concurrency (409 Conflict), merge and
+strategic merge patch, and a JobSet's /status. It listens on 127.0.0.1 and a free port,
+and serves `/version` and `/api`; any other path is answered 404 and recorded.
+
+Every body is checked against the Kubernetes 1.35 JSON schemas (strict; a JobSet against
+`jobset_schema.py`): a bad one is answered 422 like a real API server AND listed in
+`errors`, which tests assert empty. Per route, a `Mode` makes it refuse like RBAC (403) or
+a PodDisruptionBudget (429), fail (500), or never answer (stall, until it stops). A token
+is required, as in a cluster.
 
 `FakeApi` runs on the test's loop (`async with FakeApi() as api:`); `ThreadedFakeApi` runs
 one in a thread with its own loop, for tests whose watcher is a child process. What tests
 set and read (`set_mode`, `set_pod`, `calls`, `events`, `evictions`, `errors`) is
-thread-safe. `write_kubeconfig(path, api.url, api.token)` lets a client find it.
+thread-safe, and so are the objects (`put`, `get`), the request counts (`counts`) and the
+watch controls (`drop_watches`, `end_watches`, `freeze_watches`, `compact`).
+`write_kubeconfig(path, api.url, api.token)` lets a client find it.
 """
 
 import asyncio
 import copy
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 from tests.kube import api_answers as k8s
-from tests.kube.api_answers import Mode, Obj, write_kubeconfig
+from tests.kube import resources as res
+from tests.kube.api_answers import Call, Mode, Obj, write_kubeconfig
+from tests.kube.event_routes import EventRoutes
 from tests.kube.manifests import running_pod
+from tests.kube.rest import ObjectRoutes, Then
+from tests.kube.store import Change, Store
 
 __all__ = ["ROUTES", "STALLED", "Call", "FakeApi", "Mode", "ThreadedFakeApi", "write_kubeconfig"]
 
 T = TypeVar("T")
-ROUTES = ("pod", "events", "event", "eviction")
-"""GET the Pod; POST an Event; PATCH an Event; POST the Pod's eviction."""
+ROUTES = ("events", "event", "eviction", *res.OBJECT_ROUTES)
+"""POST an Event; PATCH an Event; POST the Pod's eviction; then ``<plural>.<verb>`` for the
+kept objects (``leases.update``, ``jobsets/status.update``...), where GET of a Pod is ``pod``."""
 STALLED = -1
 """The status recorded for a request left unanswered."""
 Answer = tuple[int, Obj]
 now = time.monotonic
 
 
-@dataclass(frozen=True)
-class Call:
-    """One request, as answered."""
-
-    method: str
-    path: str
-    route: str | None
-    """One of ROUTES; None for `/version`, `/api` and paths the fake does not serve."""
-    status: int
-    body: Any
-    at: float
-    """`time.monotonic()` when it arrived."""
-
-
-class FakeApi:
+class FakeApi(ObjectRoutes, EventRoutes):
     """Serves the Pod `trainer` (manifests/pod.yaml, running) in ``namespace``."""
 
-    def __init__(self, token: str | None = "fake-token", namespace: str = "default") -> None:
+    def __init__(
+        self,
+        token: str | None = "fake-token",
+        namespace: str = "default",
+        bookmark_interval: float = 1.0,
+    ) -> None:
         self.token = token
         self.namespace = namespace
         self.url = ""
+        self.bookmark_interval = bookmark_interval
+        """Seconds between two bookmarks on a watch that allows them (a real server: ~60)."""
         self._lock = threading.Lock()
-        self._pods = {(namespace, "trainer"): running_pod("trainer", namespace)}
+        self.store = Store()
+        self.store.put("pods", running_pod("trainer", namespace))
+        self._watch_events: Counter[str] = Counter()
         self._modes = dict.fromkeys(ROUTES, Mode.NORMAL)
         self._scripts: dict[str, deque[Mode]] = {route: deque() for route in ROUTES}
         self._calls: list[Call] = []
@@ -85,13 +92,50 @@ class FakeApi:
 
     def set_pod(self, pod: Obj) -> None:
         """Serve ``pod`` (e.g. `running_pod(restarts=1)`, `restart_in_place(api.pod())`)."""
-        key = (pod["metadata"].get("namespace", self.namespace), pod["metadata"]["name"])
-        with self._lock:
-            self._pods[key] = copy.deepcopy(pod)
+        self.put(pod)
 
     def pod(self, name: str = "trainer", namespace: str | None = None) -> Obj:
+        found = self.get("pods", name, namespace)
+        assert found is not None, f"no Pod {name}"
+        return found
+
+    def put(self, obj: Obj) -> Obj:
+        """Create or replace ``obj`` (a Pod, ConfigMap, Lease or JobSet, status included)
+        as the cluster would: a new resourceVersion, and an event for every watch of it."""
+        resource = res.resource_of(obj)
+        obj = copy.deepcopy(obj)
+        obj["metadata"].setdefault("namespace", self.namespace)
         with self._lock:
-            return copy.deepcopy(self._pods[(namespace or self.namespace, name)])
+            return self.store.put(resource.plural, obj)[0]
+
+    def get(self, plural: str, name: str, namespace: str | None = None) -> Obj | None:
+        with self._lock:
+            return self.store.get(plural, namespace or self.namespace, name)
+
+    def delete(self, plural: str, name: str, namespace: str | None = None) -> Obj | None:
+        with self._lock:
+            return self.store.delete(plural, namespace or self.namespace, name)
+
+    @property
+    def resource_version(self) -> int:
+        with self._lock:
+            return self.store.resource_version
+
+    def counts(self, client: str | None = None) -> Counter[str]:
+        """Requests per route (None for the unserved), of every client or only ``client``."""
+        with self._lock:
+            calls = [c for c in self._calls if client in (None, c.client)]
+        return Counter(str(c.route) for c in calls)
+
+    def listen(self, listener: Callable[[Change], None]) -> None:
+        """Call ``listener`` after each change of an object, under the lock (never block)."""
+        with self._lock:
+            self.store.listen(listener)
+
+    def record(self, call: Call) -> None:
+        """Record a request an in-process fake made (it counts as API cost)."""
+        with self._lock:
+            self._calls.append(call)
 
     @property
     def calls(self) -> list[Call]:
@@ -121,7 +165,7 @@ class FakeApi:
         self._release = asyncio.Event()
         app = web.Application()
         base = "/api/v1/namespaces/{ns}"
-        app.router.add_get(base + "/pods/{name}", self._read_pod)
+        self.add_object_routes(app)
         app.router.add_post(base + "/events", self._create_event)
         app.router.add_patch(base + "/events/{name}", self._patch_event)
         app.router.add_post(base + "/pods/{name}/eviction", self._evict)
@@ -140,6 +184,7 @@ class FakeApi:
         """Answer stalled requests (503, to nobody by then) and close the port."""
         if self._release is not None:
             self._release.set()
+        self.end_watches()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -153,71 +198,13 @@ class FakeApi:
 
     # -- routes ------------------------------------------------------------------------
 
-    async def _read_pod(self, request: web.Request) -> web.Response:
-        key = (request.match_info["ns"], request.match_info["name"])
-
-        def read() -> Answer:
-            pod = self._pods.get(key)
-            return (200, pod) if pod else k8s.not_found("pods", key[1])
-
-        return await self._answer(request, "pod", None, [], read)
-
-    async def _create_event(self, request: web.Request) -> web.Response:
-        ns = request.match_info["ns"]
-        body = await k8s.read_json(request)
-
-        def create() -> Answer:
-            event = k8s.created_event(ns, body, str(len(self._calls)))
-            if (ns, event["metadata"]["name"]) in self._events:
-                return k8s.conflict("events", event["metadata"]["name"])
-            self._events[(ns, event["metadata"]["name"])] = event
-            return 201, event
-
-        found = k8s.problems(body, "v1", "Event", ns)
-        return await self._answer(request, "events", body, found, create)
-
-    async def _patch_event(self, request: web.Request) -> web.Response:
-        key = (request.match_info["ns"], request.match_info["name"])
-        patch = await k8s.read_json(request)
-        with self._lock:
-            current = self._events.get(key)
-        merged: Obj = {}
-        found = []
-        if current is not None and not isinstance(patch, dict):
-            found = ["the fake takes merge patches (a JSON object) only"]
-        elif current is not None:
-            merged = k8s.merge(current, patch)
-            found = k8s.problems(merged, "v1", "Event", key[0], key[1])
-
-        def put() -> Answer:
-            if key not in self._events:
-                return k8s.not_found("events", key[1])
-            self._events[key] = merged
-            return 200, merged
-
-        return await self._answer(request, "event", patch, found, put)
-
-    async def _evict(self, request: web.Request) -> web.Response:
-        key = (request.match_info["ns"], request.match_info["name"])
-        body = await k8s.read_json(request)
-
-        def evict() -> Answer:
-            if key not in self._pods:
-                return k8s.not_found("pods", key[1])
-            self._evictions.append(body)
-            self._pods[key] = k8s.evicted(self._pods[key])
-            return k8s.SUCCESS
-
-        found = k8s.problems(body, "policy/v1", "Eviction", key[0], key[1])
-        return await self._answer(request, "eviction", body, found, evict)
-
-    def _static(self, answer: Obj) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handle(request: web.Request) -> web.Response:
+    def _static(self, answer: Obj) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
             return await self._answer(request, None, None, [], lambda: (200, answer))
 
         return handle
 
-    async def _not_served(self, request: web.Request) -> web.Response:
+    async def _not_served(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, None, None, [], lambda: k8s.NOT_SERVED)
 
     # -- every request -----------------------------------------------------------------
@@ -229,8 +216,11 @@ class FakeApi:
         body: Any,
         found: list[str],
         action: Callable[[], Answer],
-    ) -> web.Response:
-        """Decide under the lock, record, answer; a stalled request waits for `stop`."""
+        *,
+        then: Then | None = None,
+    ) -> web.StreamResponse:
+        """Decide under the lock, record, answer (a 200 with ``then``: ``then()``, e.g. a
+        watch's stream); a stalled request waits for `stop`."""
         with self._lock:
             self._errors += [f"{request.method} {request.path}: {p}" for p in found]
             answer = self._decide(request, route, found, action)
@@ -240,6 +230,8 @@ class FakeApi:
             assert self._release is not None
             await self._release.wait()
             answer = 503, k8s.status_body(503, "ServiceUnavailable", "the fake API stopped")
+        if then is not None and answer[0] == 200:
+            return await then()
         return web.json_response(answer[1], status=answer[0])
 
     def _decide(
@@ -261,7 +253,8 @@ class FakeApi:
             return None
         if mode is not Mode.NORMAL:
             info = request.match_info
-            return k8s.refusal(mode, request.method, request.path, info["ns"], info.get("name", ""))
+            ns, name = info["ns"], info.get("name", "")
+            return k8s.refusal(mode, request.method, request.path, ns, name, route=route)
         if found:
             return 422, k8s.status_body(422, "Invalid", "; ".join(found))
         return action()
@@ -278,6 +271,10 @@ class ThreadedFakeApi:
     @property
     def url(self) -> str:
         return self.api.url
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the fake's loop (e.g. `FakeJobSetController(api).start()`)."""
+        return self._call(coroutine)
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10.0)

@@ -199,7 +199,7 @@ async def test_a_wrong_token_is_refused(fake_api: FakeApi, tmp_path: Path) -> No
 
 async def test_other_paths_are_404_and_recorded(fake_api: FakeApi, core: Core) -> None:
     assert (await refused(core.delete_namespaced_pod("trainer", NS))).status == 404
-    assert (await refused(core.list_namespaced_pod(NS))).status == 404
+    assert (await refused(core.list_namespaced_secret(NS))).status == 404
     assert [(c.method, c.route, c.status) for c in fake_api.calls] == [
         ("DELETE", None, 404),
         ("GET", None, 404),
