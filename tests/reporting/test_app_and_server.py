@@ -45,6 +45,9 @@ class ScriptedMonitor:
     def healthy(self) -> tuple[bool, str]:
         return self.ok, "fine" if self.ok else "lost its source"
 
+    def up(self) -> bool:
+        return self.ok
+
     def status(self) -> dict[str, Any]:
         return {"files": 0}
 
