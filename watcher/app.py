@@ -57,7 +57,10 @@ class Watcher:
         self.board = board
         self.clock = clock
         self.metrics = Metrics(
-            self.monitors, self.restarts_in_window, lambda: self.policy.holding is not None
+            self.monitors,
+            self.ledger,
+            self.restarts_in_window,
+            lambda: self.policy.holding is not None,
         )
         self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
         self._save_cursors = save_cursors
