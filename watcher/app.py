@@ -18,7 +18,7 @@ from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.monitor import Monitor
 from watcher.policy.policy import Policy
-from watcher.reporting.board import StatusBoard
+from watcher.reporting.board import StatusBoard, shown
 from watcher.reporting.metrics import Metrics
 from watcher.state.ledger import Ledger
 from watcher.types import Finding
@@ -184,7 +184,7 @@ class Watcher:
             "monitors": {m.name: {**m.status(), "healthy": m.healthy()[0]} for m in self.monitors},
             "recent_findings": list(self.board.findings),
             "recent_decisions": list(self.board.decisions),
-            "ledger": [asdict(entry) for entry in self.ledger.entries[-LEDGER_SHOWN:]],
+            "ledger": [shown(asdict(entry)) for entry in self.ledger.entries[-LEDGER_SHOWN:]],
             "findings_dropped": self.dropped,
         }
 
