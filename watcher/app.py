@@ -19,7 +19,7 @@ from watcher.clock import Clock
 from watcher.monitor import Monitor
 from watcher.policy.budget import in_window, restarts
 from watcher.policy.policy import Policy
-from watcher.reporting.board import StatusBoard
+from watcher.reporting.board import StatusBoard, shown
 from watcher.reporting.metrics import Metrics
 from watcher.state.ledger import Ledger
 from watcher.types import Finding
@@ -62,7 +62,10 @@ class Watcher:
         self.board = board
         self.clock = clock
         self.metrics = Metrics(
-            self.monitors, self.restarts_in_window, lambda: self.policy.holding is not None
+            self.monitors,
+            self.ledger,
+            self.restarts_in_window,
+            lambda: self.policy.holding is not None,
         )
         self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
         self._save_cursors = save_cursors
@@ -205,7 +208,7 @@ class Watcher:
             "monitors": {m.name: {**m.status(), "healthy": m.healthy()[0]} for m in self.monitors},
             "recent_findings": list(self.board.findings),
             "recent_decisions": list(self.board.decisions),
-            "ledger": [asdict(entry) for entry in self.ledger.entries[-LEDGER_SHOWN:]],
+            "ledger": [shown(asdict(entry)) for entry in self.ledger.entries[-LEDGER_SHOWN:]],
             "findings_dropped": self.dropped,
         }
 

@@ -26,6 +26,11 @@ class Monitor(Protocol):
     def healthy(self) -> tuple[bool, str]:
         """Whether it still sees its source, and a word on why not."""
 
+    def up(self) -> bool:
+        """Its source answered at the last look (`watcher_monitor_up`): files followed,
+        probes answering, a GPU poll that succeeded, the API read. Unlike `healthy`, a
+        source that fails is not the monitor's fault: it never fails /healthz."""
+
     def status(self) -> dict[str, Any]:
         """A JSON-able picture for /status."""
 

@@ -137,7 +137,7 @@ def test_file_errors_name_the_file_key_and_the_rule(
         "  - reason: LookAround\n    pattern: 'a(?=b)'\n",
     )
     text = problems(env, WATCHER_CONFIG=str(path))
-    assert f"{path}: key max_restart: Extra inputs are not permitted" in text
+    assert f"{path}: key max_restart: unknown key (did you mean max_restarts?)" in text
     assert f"{path}: key rules[1] (reason LookAround)" in text
     assert "look-ahead" in text
 
@@ -168,11 +168,18 @@ def test_empty_file_is_fine(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert load_config().settings.max_restarts == 3
 
 
-def test_unknown_variables_are_warned_about_with_a_suggestion(env: pytest.MonkeyPatch) -> None:
-    env.setenv("WATCHER_LOG_PATH", "/typo")
+def test_a_misspelt_variable_is_refused_with_a_suggestion(env: pytest.MonkeyPatch) -> None:
+    text = problems(env, WATCHER_LOG_PATH="/typo")
+    assert text.startswith("WATCHER_LOG_PATH: no such setting (did you mean WATCHER_LOG_PATHS?)")
+
+
+def test_an_unrelated_variable_is_warned_about(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WATCHER_SERVICE_HOST", "10.0.0.1")  # a Service named "watcher"
     (warning,) = load_config().warnings
-    assert "WATCHER_LOG_PATH" in warning
-    assert "did you mean WATCHER_LOG_PATHS" in warning
+    assert (
+        warning
+        == "unknown variable WATCHER_SERVICE_HOST is ignored: pod-watcher has no such setting"
+    )
 
 
 def test_empty_termination_log_disables_it(env: pytest.MonkeyPatch) -> None:

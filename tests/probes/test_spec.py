@@ -28,7 +28,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**HTTP, "reason": "probe_failed"}, "must be CamelCase"),
     ({**HTTP, "bodyRegex": "(unclosed"}, "bodyRegex"),
     ({**HTTP, "faultClass": "cosmic"}, "Input should be"),
-    ({**HTTP, "perodSeconds": 5}, "Extra inputs are not permitted"),
+    ({**HTTP, "perodSeconds": 5}, "perodSeconds"),
     ({"type": "grpc", "host": "x", "port": 1}, "Input should be 'http' or 'tcp'"),
 ]
 BAD_METHOD = {**HTTP, "method": "GET /healthz"}

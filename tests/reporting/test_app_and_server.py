@@ -47,6 +47,9 @@ class ScriptedMonitor:
     def healthy(self) -> tuple[bool, str]:
         return self.ok, "fine" if self.ok else "lost its source"
 
+    def up(self) -> bool:
+        return self.ok
+
     def status(self) -> dict[str, Any]:
         return {"files": 0}
 
@@ -163,3 +166,29 @@ async def test_a_full_queue_drops_and_counts(tmp_path: Path, clock: FakeClock) -
         watcher.emit(finding(Severity.WARNING))
     assert watcher.dropped == 3
     assert watcher.status()["findings_dropped"] == 3
+
+
+async def test_metrics_answer_in_the_format_and_encoding_the_scraper_asks_for(
+    served: tuple[Watcher, ScriptedMonitor, str],
+) -> None:
+    watcher, monitor, base = served
+    watcher.emit(finding(Severity.WARNING, "Meh"))
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    headers = {"Accept": accept, "Accept-Encoding": "gzip"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/metrics", headers=headers) as response,
+    ):
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = await response.text()  # aiohttp decompresses
+    assert body.endswith("# EOF\n")
+    assert "watcher_findings_total{" in body
+    assert "_created" not in body
+    status, text = await get(f"{base}/metrics")
+    assert status == 200
+    assert "# EOF" not in text and "_created" not in text
+    assert 'watcher_monitor_up{monitor="scripted"} 1.0' in text
+    monitor.ok = False
+    assert 'watcher_monitor_up{monitor="scripted"} 0.0' in (await get(f"{base}/metrics"))[1]

@@ -4,19 +4,19 @@ Every problem becomes a line of a `ConfigError` that names the environment varia
 the file key at fault, so the CLI can print them all and exit 2.
 """
 
-import difflib
 import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from watcher.config.hints import did_you_mean, keys_at, similar, typo_of
 from watcher.config.settings import WatcherSettings
 from watcher.rules.packs import RuleSetError, effective_rules
 from watcher.rules.rule import Rule
@@ -50,20 +50,20 @@ def load_config(environ: Mapping[str, str] | None = None, *, to_watch: bool = Tr
     (offline commands: replay, rules) does not ask for what only watching needs.
     """
     environ = os.environ if environ is None else environ
+    typos, warnings = _unknown_variables(environ)
     file_path, file_data = _read_file(environ.get(f"{PREFIX}CONFIG", "").strip())
     where = _Where(environ, file_path, file_data)
     try:
         settings = WatcherSettings(**file_data)
     except ValidationError as exc:
-        raise ConfigError([where.describe(err) for err in exc.errors()]) from None
+        raise ConfigError(typos + [where.describe(err) for err in exc.errors()]) from None
     except SettingsError as exc:
-        raise ConfigError([where.describe_settings_error(exc)]) from None
-    problems = _watch_checks(settings, where) if to_watch else []
+        raise ConfigError([*typos, where.describe_settings_error(exc)]) from None
+    problems = typos + (_watch_checks(settings, where) if to_watch else [])
     rules, rule_problems = _rules(settings, where)
     problems += rule_problems
     if problems:
         raise ConfigError(problems)
-    warnings = _unknown_variables(environ)
     timers = (settings.silence_timeout, settings.progress_timeout, settings.heartbeat_timeout)
     if settings.startup_grace is not None and not any(timers):
         warnings.append(
@@ -117,8 +117,10 @@ class _Where:
 
     def describe(self, error: Mapping[str, Any]) -> str:
         loc: tuple[int | str, ...] = tuple(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        return f"{self.origin(loc)}: {message}"
+        if loc[-1:] == ("[key]",):  # the key itself is wrong, e.g. actions.hardwar
+            loc = loc[:-1]
+        origin = self.origin(loc)
+        return f"{origin}: {_message(error, loc, in_env=origin.startswith(PREFIX))}"
 
     def origin(self, loc: tuple[int | str, ...]) -> str:
         top = str(loc[0]) if loc else ""
@@ -136,6 +138,24 @@ class _Where:
         found = re.search(r'field "([^"]+)"', str(exc))
         name = env_name((found.group(1),)) if found else "a WATCHER_ variable"
         return f"{name}: not valid JSON ({exc.__cause__ or exc})"
+
+
+def _message(error: Mapping[str, Any], loc: tuple[int | str, ...], *, in_env: bool) -> str:
+    """pydantic's message, or a clearer one for an unknown key and a list not given as one."""
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden" and loc:
+        suggestion = similar(str(loc[-1]), keys_at(WatcherSettings, loc[:-1]))
+        return "unknown key" + did_you_mean(suggestion)
+    if kind == "enum" and error["loc"][-1:] == ("[key]",):
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        suggestion = similar(str(value), re.findall(r"'([^']*)'", expected))
+        return f"unknown key {value!r}{did_you_mean(suggestion)}: the keys are {expected}"
+    if kind in ("tuple_type", "list_type") and isinstance(value, dict):
+        how = "[{...}]" if in_env else "in YAML, start it with '- '; in JSON, [{...}]"
+        return f"must be a list, not a single mapping: even one goes in a list ({how})"
+    if kind in ("tuple_type", "list_type") and isinstance(value, str):
+        return "must be a list, not a single string: even one goes in a list (['...'])"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
@@ -169,11 +189,13 @@ def _watch_checks(settings: WatcherSettings, where: _Where) -> list[str]:
             "(an emptyDir) for the ledger that enforces the restart budget"
         )
     logs = settings.log_paths or settings.launcher_dir is not None
-    if not (logs or settings.probes or settings.heartbeat_file):
+    gpu_backend = settings.gpu not in ("auto", "off")
+    if not (logs or settings.probes or settings.heartbeat_file or gpu_backend):
         problems.append(
             "nothing to watch: set WATCHER_LOG_PATHS (comma-separated globs of log files), "
             "WATCHER_LAUNCHER_DIR (the workload runs through the launcher), "
-            "WATCHER_PROBES or WATCHER_HEARTBEAT_FILE"
+            "WATCHER_PROBES, WATCHER_HEARTBEAT_FILE or a GPU backend (WATCHER_GPU=nvml, "
+            "nvidia-smi or dcgm)"
         )
     for name in ("silence_timeout", "progress_pattern"):
         if getattr(settings, name) is not None and not logs:
@@ -191,14 +213,35 @@ def _rules(settings: WatcherSettings, where: _Where) -> tuple[tuple[Rule, ...], 
     return rules, []
 
 
-def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    known = {env_name((name,)) for name in WatcherSettings.model_fields}
-    warnings = []
+def _unknown_variables(environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """WATCHER_ variables that name no setting: a typo of a setting's name is an error
+    (else a default silently stays in place), any other name a warning (see `hints`)."""
+    typos, warnings = [], []
     for name in sorted(environ):
         upper = name.upper()
-        if not upper.startswith(PREFIX) or upper.split(NESTED)[0] in known:
+        if not upper.startswith(PREFIX):
             continue
-        close = difflib.get_close_matches(upper, known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        warnings.append(f"unknown variable {name} is ignored{hint}")
-    return warnings
+        top, _, nested = upper.removeprefix(PREFIX).partition(NESTED)
+        if top.lower() in WatcherSettings.model_fields:
+            continue
+        meant = _meant(top, nested)
+        if meant is None:
+            warnings.append(f"unknown variable {name} is ignored: pod-watcher has no such setting")
+        else:
+            typos.append(
+                f"{name}: no such setting (did you mean {meant}?); a misspelt setting is "
+                "refused so that its default does not silently stay in place"
+            )
+    return typos, warnings
+
+
+def _meant(top: str, nested: str) -> str | None:
+    """The variable ``WATCHER_<top>[__<nested>]`` was meant to be, if it is a typo."""
+    fields = WatcherSettings.model_fields
+    for name in (n for n, f in fields.items() if get_origin(f.annotation) is dict):
+        if not nested and top.startswith(f"{name.upper()}_"):  # WATCHER_ACTIONS_HARDWARE
+            return f"{PREFIX}{name.upper()}{NESTED}{top[len(name) + 1 :]}"
+    meant = typo_of(top, [name.upper() for name in fields])
+    if meant is None:
+        return None
+    return PREFIX + meant + (NESTED + nested if nested else "")

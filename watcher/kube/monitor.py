@@ -55,6 +55,8 @@ class KubeMonitor:
         self.pod: dict[str, Any] | None = None
         self.problems: list[WiringProblem] = []
         self.verification = "not needed" if restarted_at is None else "pending"
+        self._answered = False
+        """The last read of the own Pod succeeded."""
 
     async def run(self, emit: Emit) -> None:
         try:
@@ -64,6 +66,7 @@ class KubeMonitor:
             self.ready.set()
             await self._verify(emit)
             return
+        self._answered = True
         if self._events is not None:
             self._events.pod_uid = (self.pod.get("metadata") or {}).get("uid")
         self.problems = check_wiring(self.pod.get("spec", {}), self._container, self._exit_code)
@@ -95,8 +98,10 @@ class KubeMonitor:
         try:
             pod = await self._api.read_pod()
         except ApiError as exc:
+            self._answered = False
             log.warning("restart verification: %s", exc)
             return None
+        self._answered = True
         assert self._restarted_at is not None
         return restart_verdict(pod, self._container, self._restarted_at)
 
@@ -122,6 +127,10 @@ class KubeMonitor:
 
     def healthy(self) -> tuple[bool, str]:
         return True, "api"
+
+    def up(self) -> bool:
+        """The last read of the own Pod succeeded."""
+        return self._answered
 
     def status(self) -> dict[str, Any]:
         return {

@@ -126,6 +126,10 @@ class LogMonitor:
             return False, "the inotify observer thread died"
         return True, "polling" if self.polling else "inotify"
 
+    def up(self) -> bool:
+        """Following at least one file, with inotify alive or polling."""
+        return self.healthy()[0] and bool(self._files.tails())
+
     def counters(self) -> dict[str, float]:
         return {"bytes_scanned": self.bytes_scanned, "lines_scanned": self.lines_scanned}
 

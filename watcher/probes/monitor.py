@@ -112,6 +112,10 @@ class ProbeMonitor:
     def healthy(self) -> tuple[bool, str]:
         return True, f"{len(self._checkers)} probes"
 
+    def up(self) -> bool:
+        """Every probe's last check succeeded (none has, before its first check)."""
+        return all(state.last is not None and state.last.ok for state in self.states)
+
     def status(self) -> dict[str, Any]:
         now, beat_now = self._clock.monotonic(), loop_time()
         pairs = zip(self._checkers, self.states, strict=True)

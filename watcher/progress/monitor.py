@@ -58,6 +58,8 @@ class ProgressMonitor:
         self._checks = self._build_checks()
         self._fired: dict[str, object] = {}
         self._last: dict[str, _Due] = {}
+        self._heartbeat_found = False
+        """The heartbeat file was there at the last look."""
         self.ready = asyncio.Event()
 
     async def run(self, emit: Emit) -> None:
@@ -138,10 +140,12 @@ class ProgressMonitor:
         try:
             mtime_ns = os.stat(path or "").st_mtime_ns  # the key: stable across clock steps
         except OSError:
+            self._heartbeat_found = False
             due = self._never_started(f"heartbeat file {path}")
             if due.at is None:  # look again later, the workload may create it
                 return _Due(now + timeout, "missing", "", "")
             return due
+        self._heartbeat_found = True
         age = self._clock.wall() - mtime_ns / 1e9
         touched = now - age
         message = f"heartbeat file {path} not touched for {age:.1f}s (timeout {timeout:g}s)"
@@ -160,6 +164,16 @@ class ProgressMonitor:
 
     def healthy(self) -> tuple[bool, str]:
         return True, ", ".join(self._checks) or "no checks"
+
+    def up(self) -> bool:
+        """Every check has what it counts from: log bytes, a step, the heartbeat file."""
+        activity = self._activity
+        found = {
+            "silence": activity.last_byte_at is not None,
+            "step": activity.step_changed_at is not None,
+            "heartbeat": self._heartbeat_found,
+        }
+        return all(found[name] for name in self._checks)
 
     def status(self) -> dict[str, Any]:
         now = self._clock.monotonic()

@@ -1,4 +1,10 @@
-"""The status board: recent findings and decisions, kept for /status and the logs."""
+"""The status board: recent findings and decisions, kept for /status and the logs.
+
+/status is served to anyone who reaches the port, so of a finding's evidence it shows
+the matched line alone (trimmed, control bytes escaped): enough to tell what happened.
+The lines after it (a traceback, CUDA's hints) stay in the ledger file, the termination
+message and the log line of the decision.
+"""
 
 import logging
 from collections import deque
@@ -26,7 +32,7 @@ class StatusBoard:
         self._logged: dict[str, tuple[float, int, int]] = {}
 
     def finding(self, finding: Finding) -> None:
-        self.findings.append({**asdict(finding), "wall": self._clock.wall()})
+        self.findings.append({**shown(asdict(finding)), "wall": self._clock.wall()})
 
     def decision(self, decision: Decision) -> None:
         record = {
@@ -66,3 +72,10 @@ class StatusBoard:
         }
         level = logging.WARNING if decision.action is Action.WARN else logging.ERROR
         log.log(level, decision.explanation, extra={"fields": fields})
+
+
+def shown(record: dict[str, Any]) -> dict[str, Any]:
+    """A finding or ledger entry as /status shows it: the first evidence line only, and
+    how many there were."""
+    evidence = list(record.get("evidence") or ())
+    return {**record, "evidence": evidence[:1], "evidence_lines": len(evidence)}

@@ -5,7 +5,8 @@ import logging
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +36,12 @@ def build_app(watcher: Observable, registry: CollectorRegistry) -> web.Applicati
     async def status(_: web.Request) -> web.Response:
         return web.json_response(watcher.status(), dumps=_dumps)
 
-    async def metrics(_: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(registry))
-        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-        response.charset = "utf-8"
-        return response
-
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/status", status)
-    app.router.add_get("/metrics", metrics)
+    # prometheus-client's own handler: text or OpenMetrics as the scraper asks, gzip
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
     return app
 
 
