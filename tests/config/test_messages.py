@@ -61,7 +61,7 @@ def config_file(tmp_path: Path, text: str) -> str:
         (
             "actions:\n  hardwar: hold\n",
             "key actions.hardwar: unknown key 'hardwar' (did you mean hardware?): the keys "
-            "are 'transient', 'application', 'hardware', 'infrastructure' or 'hang'",
+            "are 'transient', 'application', 'hardware', 'infrastructure', 'hang' or 'platform'",
         ),
         ("wibble: 1\n", "key wibble: unknown key"),
     ],
@@ -173,6 +173,7 @@ def test_nothing_to_watch_names_every_source_the_gpu_included(tmp_path: Path) ->
     problems = refused(cli(tmp_path, "run", WATCHER_LOG_PATHS="<unset>", WATCHER_GPU="auto"))
     assert problems == [
         "nothing to watch: set WATCHER_LOG_PATHS (comma-separated globs of log files), "
+        "WATCHER_LAUNCHER_DIR (the workload runs through the launcher), "
         "WATCHER_PROBES, WATCHER_HEARTBEAT_FILE or a GPU backend (WATCHER_GPU=nvml, "
         "nvidia-smi or dcgm)"
     ]

@@ -18,9 +18,10 @@ from tests.gpu.fake_smi import SCRIPT
 from watcher.clock import SystemClock
 from watcher.config.load import load_config
 from watcher.reporting.server import HttpServer, build_app
-from watcher.service import build_watcher
+from watcher.service import Parts, build_watcher
 from watcher.state.ledger import LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
+from watcher.workload.setup import open_launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "manifests" / "monitoring"
@@ -68,12 +69,15 @@ async def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "WATCHER_HEARTBEAT_TIMEOUT": "60",
         "WATCHER_GPU": "nvidia-smi",
         "WATCHER_NVIDIA_SMI": str(SCRIPT),
+        "WATCHER_LAUNCHER_DIR": str(tmp_path / "pw"),
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "state").mkdir()
-    watcher, _ = build_watcher(load_config(), SystemClock(), environ={})
-    assert {m.name for m in watcher.monitors} == {"log", "progress", "probes", "gpu"}
+    config = load_config()
+    shared = open_launcher(config.settings.launcher_dir)
+    watcher, _ = build_watcher(config, Parts(SystemClock(), launcher=shared, environ={}))
+    assert {m.name for m in watcher.monitors} == {"log", "progress", "probes", "gpu", "workload"}
     watcher.ledger.append(LedgerEntry("restart", "NcclError", 1.0, fault_class="transient"))
     finding = Finding("log", "NcclError", Severity.FATAL, FaultClass.TRANSIENT, "x", 1.0)
     watcher.emit(finding)

@@ -181,6 +181,10 @@ class WorkloadMonitor:
         alive = self._fs is not None and self._fs.is_alive()
         return (True, "inotify") if alive or not self.ready.is_set() else (False, "no inotify")
 
+    def up(self) -> bool:
+        """Its source answers: the shared directory is there and inotify watches it."""
+        return self.healthy()[0] and self._shared.run.is_dir()
+
     def status(self) -> dict[str, Any]:
         current, exited = self.current, self.last_exit
         return {
