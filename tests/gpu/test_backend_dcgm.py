@@ -22,11 +22,8 @@ THEIRS = "GPU-0000bbbb-0000-0000-0000-000000000002"
 
 
 def capture(name: str) -> str:
-    """A real capture from shared/fixtures/gpu; the test skips when the folder is absent."""
-    path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"no capture {path}")
-    return path.read_text("utf-8")
+    """A real capture from tests/gpu/captures."""
+    return (FIXTURES / name).read_text("utf-8")
 
 
 def series(name: str, gpu: int, uuid: str, pod: str, value: float) -> str:
