@@ -11,10 +11,10 @@ import pytest
 
 from tests.cli import run_cli
 from tests.conftest import FIXTURES
+from watcher.gpu.formats.common import unparsed
+from watcher.gpu.formats.dcgm_exporter import parse_exporter
+from watcher.gpu.formats.smi_csv import FALLBACK_FIELDS, QUERY_FIELDS
 from watcher.gpu.model import Snapshot
-from watcher.gpu.parse_common import unparsed
-from watcher.gpu.parse_dcgm import parse_exporter
-from watcher.gpu.parse_smi_csv import FALLBACK_FIELDS, QUERY_FIELDS
 from watcher.gpu.replay import READERS, classify_once
 from watcher.types import FaultClass, Severity
 

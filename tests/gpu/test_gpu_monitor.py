@@ -11,7 +11,7 @@ from typing import Any
 from tests.gpu.fake_pynvml import FakeNvml, h100s
 from tests.waiting import until
 from watcher.clock import SystemClock
-from watcher.gpu.backend_nvml import NvmlBackend
+from watcher.gpu.backends.nvml import NvmlBackend
 from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolFailure, ToolProblem
 from watcher.gpu.monitor import MIN_GAP, GpuMonitor
 from watcher.gpu.select import OurGpus

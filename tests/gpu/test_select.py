@@ -12,9 +12,9 @@ from tests.gpu.fake_pynvml import FakeNvml, h100s
 from watcher.clock import SystemClock
 from watcher.config.load import ConfigError, load_config
 from watcher.config.settings import WatcherSettings
-from watcher.gpu.backend_dcgm import DcgmBackend
-from watcher.gpu.backend_nvml import NvmlBackend
-from watcher.gpu.backend_smi import SmiBackend
+from watcher.gpu.backends.dcgm import DcgmBackend
+from watcher.gpu.backends.nvml import NvmlBackend
+from watcher.gpu.backends.smi import SmiBackend
 from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolProblem
 from watcher.gpu.monitor import GpuMonitor
 from watcher.gpu.select import OurGpus, choose, nvml_works, our_uuids

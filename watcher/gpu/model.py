@@ -1,7 +1,7 @@
 """What any GPU backend reads, in one shape: a reading per GPU, or a failure of the tool.
 
 Every backend (NVML, nvidia-smi CSV / -q / -q -x, dcgm-exporter metrics, dcgmi health)
-turns its output into these; `classify.py` alone decides what they mean. A field is
+turns its output into these; `classification/` alone decides what they mean. A field is
 None when the source does not say (unsupported, `[N/A]`, not in this format).
 """
 

@@ -14,11 +14,11 @@ a row, which are two faults.
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from watcher.clock import Clock
-from watcher.gpu.backend_nvml_events import OnEvent
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.backends import EventSource, GpuBackend
+from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
 from watcher.gpu.xids import xid_verdict
 from watcher.monitor import Emit
@@ -33,19 +33,6 @@ CLOSE_TIMEOUT = 0.5
 """Deadline for the backend's clean-up when the monitor is cancelled."""
 
 
-class GpuBackend(Protocol):
-    name: str
-
-    async def poll(self) -> Snapshot:
-        """Read every GPU once; bounded in time, never raises for a sick GPU."""
-
-    async def close(self) -> None:
-        """Release what the backend holds (NVML, processes, sessions)."""
-
-    def status(self) -> dict[str, Any]:
-        """What only this backend knows, for /status (command, URL, events...)."""
-
-
 class SnapshotFilter(Protocol):
     def keep(self, snapshot: Snapshot) -> Snapshot:
         """Only this Pod's GPUs in a poll (see `select.OurGpus`)."""
@@ -55,12 +42,6 @@ class SnapshotFilter(Protocol):
 
     def owns(self, bus_id: str) -> bool | None:
         """Whether the GPU at ``bus_id`` is this Pod's; None while it cannot tell."""
-
-
-@runtime_checkable
-class EventSource(Protocol):
-    def listen(self, on_event: OnEvent) -> None:
-        """Call ``on_event`` on the loop for each GPU event from now on."""
 
 
 @dataclass

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.classification.classifier import GpuClassifier
+from watcher.gpu.formats.common import MAX_INPUT, Located, Text, unparsed
+from watcher.gpu.formats.dcgm_exporter import parse_exporter
+from watcher.gpu.formats.dcgmi import read_dcgmi
+from watcher.gpu.formats.smi import read_smi_any
 from watcher.gpu.model import GpuReading, Snapshot
-from watcher.gpu.parse_common import MAX_INPUT, Located, Text, unparsed
-from watcher.gpu.parse_dcgm import parse_exporter
-from watcher.gpu.parse_dcgmi import read_dcgmi
-from watcher.gpu.parse_smi import read_smi_any
 from watcher.policy.policy import configured_action
 from watcher.types import Action, FaultClass, Finding, Severity
 

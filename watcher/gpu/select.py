@@ -19,9 +19,11 @@ from typing import Any
 import aiohttp
 
 from watcher.config.settings import WatcherSettings
-from watcher.gpu.backend_dcgm import DcgmBackend
-from watcher.gpu.backend_nvml import NvmlBackend
-from watcher.gpu.backend_smi import SmiBackend
+from watcher.gpu.backends import GpuBackend
+from watcher.gpu.backends.dcgm import DcgmBackend
+from watcher.gpu.backends.nvml import NvmlBackend
+from watcher.gpu.backends.smi import SmiBackend
+from watcher.gpu.formats.common import filter_snapshot
 from watcher.gpu.model import (
     GpuReading,
     Snapshot,
@@ -29,8 +31,6 @@ from watcher.gpu.model import (
     ToolProblem,
     normalize_bus_id,
 )
-from watcher.gpu.monitor import GpuBackend
-from watcher.gpu.parse_common import filter_snapshot
 
 log = logging.getLogger(__name__)
 

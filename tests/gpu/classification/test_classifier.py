@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import (
     GpuId,
     GpuReading,

@@ -12,14 +12,11 @@ the classifier's "changed since the last reading" rule.
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from watcher.blocking import call_with_deadline
+from watcher.gpu.backends import OnEvent
 from watcher.gpu.model import GpuId, GpuReading
-
-OnEvent = Callable[[GpuReading | None], None]
-"""Called on the loop for each event; None: the watching broke, poll now."""
 
 XID_CRITICAL, DOUBLE_BIT_ECC, RECOVERY_ACTION = 0x8, 0x2, 0x8000
 """nvmlEventType* bits (pynvml); recovery-action events exist from the 570 drivers."""

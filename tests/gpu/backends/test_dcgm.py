@@ -11,8 +11,8 @@ from aiohttp import web
 
 from tests.conftest import FIXTURES
 from tests.gpu.fake_smi import SCRIPT
-from watcher.gpu.backend_dcgm import DcgmBackend
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.backends.dcgm import DcgmBackend
+from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import Recovery, Snapshot, ToolProblem
 
 DCGMI = str(SCRIPT.parent / "dcgmi")

@@ -18,14 +18,14 @@ from tests.gpu.samples import (
     XML_V12_MIG,
     XML_V13,
 )
+from watcher.gpu.formats.common import Text
+from watcher.gpu.formats.dcgm_exporter import parse_exporter
+from watcher.gpu.formats.dcgmi import parse_dcgmi_health
+from watcher.gpu.formats.smi import parse_smi_any
+from watcher.gpu.formats.smi_csv import QUERY_FIELDS, parse_query_csv
+from watcher.gpu.formats.smi_q import parse_smi_q, parse_smi_xml
+from watcher.gpu.formats.smi_table import parse_smi_table
 from watcher.gpu.model import Snapshot
-from watcher.gpu.parse_common import Text
-from watcher.gpu.parse_dcgm import parse_exporter
-from watcher.gpu.parse_dcgmi import parse_dcgmi_health
-from watcher.gpu.parse_smi import parse_smi_any
-from watcher.gpu.parse_smi_csv import QUERY_FIELDS, parse_query_csv
-from watcher.gpu.parse_smi_q import parse_smi_q, parse_smi_xml
-from watcher.gpu.parse_smi_table import parse_smi_table
 from watcher.gpu.replay import classify_once
 
 

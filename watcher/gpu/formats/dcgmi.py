@@ -21,8 +21,8 @@ import json
 import re
 from typing import Final
 
+from watcher.gpu.formats.common import Located, Text, as_text, guarded, too_large, unrecognized
 from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.parse_common import Located, Text, as_text, guarded, too_large, unrecognized
 
 SOURCE: Final = "dcgm"
 _STATES: Final = ("Healthy", "Warning", "Failure", "Internal error")

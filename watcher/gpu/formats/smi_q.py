@@ -23,9 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Final
 
-from watcher.gpu.model import GpuId, GpuReading, Recovery, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.model import normalize_bus_id as bus
-from watcher.gpu.parse_common import (
+from watcher.gpu.formats.common import (
     LOST,
     ODD,
     RESET,
@@ -46,6 +44,8 @@ from watcher.gpu.parse_common import (
     unrecognized,
     yes_no,
 )
+from watcher.gpu.model import GpuId, GpuReading, Recovery, Snapshot, ToolFailure, ToolProblem
+from watcher.gpu.model import normalize_bus_id as bus
 
 SOURCE: Final = "nvidia-smi"
 BANNER: Final = "==============NVSMI LOG=============="

@@ -16,10 +16,10 @@ from tests.gpu.samples import (
     UUID1,
     exporter_series,
 )
+from watcher.gpu.formats.common import unparsed
+from watcher.gpu.formats.dcgm_exporter import filter_gpus, is_blank, parse_exporter, read_exporter
+from watcher.gpu.formats.dcgmi import parse_dcgmi_health, read_dcgmi
 from watcher.gpu.model import GpuId, Recovery, ToolProblem
-from watcher.gpu.parse_common import unparsed
-from watcher.gpu.parse_dcgm import filter_gpus, is_blank, parse_exporter, read_exporter
-from watcher.gpu.parse_dcgmi import parse_dcgmi_health, read_dcgmi
 
 
 def test_exporter_readings_per_uuid_without_blank_sentinels() -> None:

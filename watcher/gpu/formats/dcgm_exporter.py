@@ -32,9 +32,7 @@ from typing import Final
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from watcher.gpu.model import GpuId, GpuReading, Recovery, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.model import normalize_bus_id as bus
-from watcher.gpu.parse_common import (
+from watcher.gpu.formats.common import (
     PARSER_ERROR,
     Text,
     as_text,
@@ -42,6 +40,8 @@ from watcher.gpu.parse_common import (
     too_large,
     unrecognized,
 )
+from watcher.gpu.model import GpuId, GpuReading, Recovery, Snapshot, ToolFailure, ToolProblem
+from watcher.gpu.model import normalize_bus_id as bus
 
 SOURCE: Final = "dcgm"
 BLANK64: Final = 0x7FFFFFFFFFFFFFF0

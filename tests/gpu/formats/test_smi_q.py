@@ -14,11 +14,11 @@ from tests.gpu.samples import (
     XML_V13,
     q_block,
 )
+from watcher.gpu.formats.common import unparsed
+from watcher.gpu.formats.smi import parse_smi_any, smi_format
+from watcher.gpu.formats.smi_q import parse_smi_q, parse_smi_xml, read_smi_q, read_smi_xml
+from watcher.gpu.formats.smi_table import parse_smi_table, read_smi_table
 from watcher.gpu.model import GpuReading, Recovery, ToolProblem
-from watcher.gpu.parse_common import unparsed
-from watcher.gpu.parse_smi import parse_smi_any, smi_format
-from watcher.gpu.parse_smi_q import parse_smi_q, parse_smi_xml, read_smi_q, read_smi_xml
-from watcher.gpu.parse_smi_table import parse_smi_table, read_smi_table
 
 
 def only(readings: tuple[GpuReading, ...]) -> GpuReading:

@@ -9,8 +9,8 @@ import pytest
 
 from tests.gpu.fake_pynvml import FakeGpu, FakeNvml, h100s
 from tests.waiting import until
-from watcher.gpu.backend_nvml import NvmlBackend
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.backends.nvml import NvmlBackend
+from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import GpuReading, Recovery, Snapshot, ToolProblem
 
 TIMEOUT = 0.5

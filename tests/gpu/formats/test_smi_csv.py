@@ -3,9 +3,8 @@
 import pytest
 
 from tests.gpu.samples import CSV_HEADER, CSV_HEALTHY, UUID0, UUID1
-from watcher.gpu.model import GpuReading, Recovery, ToolProblem
-from watcher.gpu.parse_common import filter_snapshot, recovery, unparsed
-from watcher.gpu.parse_smi_csv import (
+from watcher.gpu.formats.common import filter_snapshot, recovery, unparsed
+from watcher.gpu.formats.smi_csv import (
     FALLBACK_FIELDS,
     QUERY_FIELDS,
     canonical,
@@ -14,6 +13,7 @@ from watcher.gpu.parse_smi_csv import (
     read_query_csv,
     unknown_field,
 )
+from watcher.gpu.model import GpuReading, Recovery, ToolProblem
 
 
 def row(**cells: str) -> str:

@@ -13,9 +13,7 @@ from 610, `KMD Version:`); the Processes box is skipped. Never raises.
 import re
 from typing import Final
 
-from watcher.gpu.model import GpuId, GpuReading, Snapshot
-from watcher.gpu.model import normalize_bus_id as bus
-from watcher.gpu.parse_common import (
+from watcher.gpu.formats.common import (
     LOST,
     RESET,
     Located,
@@ -30,6 +28,8 @@ from watcher.gpu.parse_common import (
     unique,
     unrecognized,
 )
+from watcher.gpu.model import GpuId, GpuReading, Snapshot
+from watcher.gpu.model import normalize_bus_id as bus
 
 SOURCE: Final = "nvidia-smi"
 _BUS: Final = re.compile(r"\b([0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-9a-f])\b", re.I)

@@ -8,10 +8,10 @@ import pytest
 
 from tests.gpu.fake_smi import UUIDS, FakeSmi, alive, make
 from tests.waiting import until
-from watcher.gpu.backend_smi import FORMAT, SmiBackend
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.backends.smi import FORMAT, SmiBackend
+from watcher.gpu.classification.classifier import GpuClassifier
+from watcher.gpu.formats.smi_csv import QUERY_FIELDS
 from watcher.gpu.model import Recovery, Snapshot, ToolProblem
-from watcher.gpu.parse_smi_csv import QUERY_FIELDS
 from watcher.types import FaultClass, Severity
 
 TIMEOUT = 2.0

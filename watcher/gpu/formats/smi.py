@@ -12,11 +12,11 @@ Public:
 
 from typing import Final
 
+from watcher.gpu.formats.common import Located, Text, as_text, guarded
+from watcher.gpu.formats.smi_csv import read_query_csv
+from watcher.gpu.formats.smi_q import BANNER, GPU_HEADER, read_smi_q, read_smi_xml
+from watcher.gpu.formats.smi_table import looks_like_table, read_smi_table
 from watcher.gpu.model import Snapshot
-from watcher.gpu.parse_common import Located, Text, as_text, guarded
-from watcher.gpu.parse_smi_csv import read_query_csv
-from watcher.gpu.parse_smi_q import BANNER, GPU_HEADER, read_smi_q, read_smi_xml
-from watcher.gpu.parse_smi_table import looks_like_table, read_smi_table
 
 SOURCE: Final = "nvidia-smi"
 
