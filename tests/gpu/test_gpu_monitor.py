@@ -183,9 +183,9 @@ async def test_each_xid_event_is_a_finding_and_brings_a_poll_forward() -> None:
     seen = [(f.reason, f.severity, f.fault_class, f.gpu) for f in findings]
     first, second = GpuId(gpus[0].uuid, "0000:18:00").label(), f"{gpus[1].uuid} 0000:28:00"
     assert seen == [
-        ("Xid48", Severity.FATAL, FaultClass.HARDWARE, second),
-        ("Xid48", Severity.FATAL, FaultClass.HARDWARE, second),
-        ("Xid13", Severity.WARNING, FaultClass.APPLICATION, first),
+        ("XidUncorrectableMemoryError", Severity.FATAL, FaultClass.HARDWARE, second),
+        ("XidUncorrectableMemoryError", Severity.FATAL, FaultClass.HARDWARE, second),
+        ("XidApplicationFault", Severity.WARNING, FaultClass.APPLICATION, first),
     ]
     assert findings[0].source == "gpu/nvml"
     assert monitor.counters()["xid_events"] == 3

@@ -35,8 +35,8 @@ def reasons(*readings: GpuReading, failures: tuple[ToolFailure, ...] = ()) -> li
 def test_one_poll_counts_against_a_zero_baseline() -> None:
     assert reasons(GpuReading(GPU, ecc_uncorrected_volatile=0, xid=0, pcie_replays=120)) == []
     assert reasons(GpuReading(GPU, ecc_uncorrected_volatile=2)) == ["GpuUncorrectableEcc"]
-    assert reasons(GpuReading(GPU, xid=79)) == ["Xid79"]
-    assert reasons(GpuReading(GPU, xid=13)) == ["Xid13"]
+    assert reasons(GpuReading(GPU, xid=79)) == ["XidGpuFallenOffBus"]
+    assert reasons(GpuReading(GPU, xid=13)) == ["XidApplicationFault"]
     assert reasons(GpuReading(GPU, ecc_uncorrected_volatile=None, xid=None)) == []
 
 
@@ -103,7 +103,7 @@ def test_cli_dcgm_metrics(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     found = [json.loads(line) for line in result.stdout.splitlines()]
     by_gpu = {(r["gpu"], r["reason"], r["severity"]) for r in found}
-    assert (f"{UUID1} 0000:9b:00", "Xid79", "fatal") in by_gpu
+    assert (f"{UUID1} 0000:9b:00", "XidGpuFallenOffBus", "fatal") in by_gpu
     assert (f"{UUID1} 0000:9b:00", "GpuUncorrectableEcc", "fatal") in by_gpu
     assert (f"{UUID1} 0000:9b:00", "GpuNodeRebootRequired", "fatal") in by_gpu
     assert (f"{UUID1} 0000:9b:00", "GpuRowRemapFailure", "fatal") in by_gpu

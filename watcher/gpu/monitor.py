@@ -5,10 +5,10 @@ poll is bounded, a backend exception becomes a FAILED tool failure, and the loop
 on. A broken GPU tool is a finding, never a dead monitor, so /healthz stays green
 (a liveness restart of the sidecar would not mend the GPU).
 
-Xid events (NVML) take their own path: each becomes a finding at once, through
-`xid_verdict`, and asks for an early poll. The classifier's rule for the last Xid
-("fire when it changed") suits DCGM's sticky gauge but would merge two equal Xids in
-a row, which are two faults.
+Xid events (NVML) take their own path: each becomes a finding at once, through the Xid
+catalog (`xids.xid_class`), and asks for an early poll. The classifier's rule for the last
+Xid ("fire when it changed") suits DCGM's sticky gauge but would merge two equal Xids in a
+row, which are two faults.
 """
 
 import asyncio
@@ -20,7 +20,7 @@ from watcher.clock import Clock
 from watcher.gpu.backends import EventSource, GpuBackend
 from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.xids import xid_verdict
+from watcher.gpu.xids import xid_class, xid_message
 from watcher.monitor import Emit
 from watcher.timers import beat_after, loop_time, wait_until
 from watcher.types import Finding
@@ -199,14 +199,14 @@ class GpuMonitor:
 def xid_finding(source: str, reading: GpuReading, at: float) -> Finding:
     """One Xid event as a finding, worded as the classifier words a changed Xid."""
     xid = reading.xid or 0
-    severity, fault_class, meaning = xid_verdict(xid)
+    known = xid_class(xid)
     gpu = reading.gpu.label()
     return Finding(
         source=f"gpu/{source}",
-        reason=f"Xid{xid}",
-        severity=severity,
-        fault_class=fault_class,
-        message=f"{gpu}: Xid {xid}: {meaning}",
+        reason=known.reason,
+        severity=known.severity,
+        fault_class=known.fault_class,
+        message=f"{gpu}: {xid_message(xid)}",
         at=at,
         evidence=(f"{gpu}: NVML event Xid {xid}",),
         gpu=gpu,

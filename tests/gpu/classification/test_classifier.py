@@ -14,7 +14,7 @@ from watcher.gpu.model import (
     ToolProblem,
     normalize_bus_id,
 )
-from watcher.gpu.xids import xid_verdict
+from watcher.gpu.xids import xid_class
 from watcher.types import FaultClass, Severity
 
 GPU = GpuId(uuid="GPU-1111", bus_id="0000:3b:00", index=0)
@@ -84,26 +84,28 @@ def test_counters_fire_on_an_increase_not_on_what_was_there() -> None:
 
 
 @pytest.mark.parametrize(
-    ("xid", "severity", "fault_class"),
+    ("xid", "reason", "severity", "fault_class"),
     [
-        (79, Severity.FATAL, FaultClass.HARDWARE),
-        (48, Severity.FATAL, FaultClass.HARDWARE),
-        (119, Severity.FATAL, FaultClass.HARDWARE),
-        (94, Severity.FATAL, FaultClass.TRANSIENT),
-        (13, Severity.WARNING, FaultClass.APPLICATION),
-        (31, Severity.WARNING, FaultClass.APPLICATION),
-        (43, Severity.INFO, FaultClass.APPLICATION),
-        (45, Severity.INFO, FaultClass.APPLICATION),
-        (63, Severity.WARNING, FaultClass.HARDWARE),
+        (79, "XidGpuFallenOffBus", Severity.FATAL, FaultClass.HARDWARE),
+        (48, "XidUncorrectableMemoryError", Severity.FATAL, FaultClass.HARDWARE),
+        (119, "XidGpuResetRequired", Severity.FATAL, FaultClass.HARDWARE),
+        (94, "XidContainedMemoryError", Severity.FATAL, FaultClass.TRANSIENT),
+        (13, "XidApplicationFault", Severity.WARNING, FaultClass.APPLICATION),
+        (31, "XidApplicationFault", Severity.WARNING, FaultClass.APPLICATION),
+        (43, "XidChannelTeardown", Severity.INFO, FaultClass.APPLICATION),
+        (45, "XidChannelTeardown", Severity.INFO, FaultClass.APPLICATION),
+        (63, "XidRowRemapPending", Severity.WARNING, FaultClass.HARDWARE),
+        (87, "XidUnlisted", Severity.WARNING, FaultClass.HARDWARE),
     ],
 )
 def test_a_new_xid_is_judged_by_the_catalog(
-    xid: int, severity: Severity, fault_class: FaultClass
+    xid: int, reason: str, severity: Severity, fault_class: FaultClass
 ) -> None:
     classifier = GpuClassifier()
     found(classifier, HEALTHY)
-    assert found(classifier, replace(HEALTHY, xid=xid)) == [(f"Xid{xid}", severity, fault_class)]
-    assert xid_verdict(xid)[:2] == (severity, fault_class)
+    assert found(classifier, replace(HEALTHY, xid=xid)) == [(reason, severity, fault_class)]
+    known = xid_class(xid)
+    assert (known.reason, known.severity, known.fault_class) == (reason, severity, fault_class)
 
 
 def test_warnings_never_fatal() -> None:

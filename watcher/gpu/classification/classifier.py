@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from watcher.gpu.model import GpuReading, Recovery, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.xids import xid_verdict
+from watcher.gpu.xids import xid_class, xid_message
 from watcher.types import FaultClass, Finding, Severity
 
 HW, WARN = FaultClass.HARDWARE, Severity.WARNING
@@ -106,8 +106,8 @@ def changes(before: GpuReading, now: GpuReading) -> Iterator[Verdict]:
         )
         yield Verdict("GpuUncorrectableEcc", Severity.FATAL, HW, text)
     if now.xid is not None and now.xid not in (0, before.xid):
-        severity, fault_class, meaning = xid_verdict(now.xid)
-        yield Verdict(f"Xid{now.xid}", severity, fault_class, f"Xid {now.xid}: {meaning}")
+        xid = xid_class(now.xid)
+        yield Verdict(xid.reason, xid.severity, xid.fault_class, xid_message(now.xid))
     if _grew(before.pcie_replays, now.pcie_replays):
         text = f"PCIe replays went from {before.pcie_replays} to {now.pcie_replays}"
         yield Verdict("GpuPcieReplays", WARN, HW, text)
