@@ -12,7 +12,6 @@ import pytest
 from tests.cli import run_cli
 from tests.conftest import FIXTURES
 from watcher.gpu.formats.common import unparsed
-from watcher.gpu.formats.dcgm_exporter import parse_exporter
 from watcher.gpu.formats.smi_csv import FALLBACK_FIELDS, QUERY_FIELDS
 from watcher.gpu.model import Snapshot
 from watcher.gpu.replay import READERS, classify_once
@@ -167,18 +166,6 @@ def test_healthy_h100_captures_have_no_fatal_finding() -> None:
     for name in EXPECTED:
         if "h100" in name:
             assert not [f for f in classify_once(read(name)) if f.severity is Severity.FATAL]
-
-
-def test_exporter_capture_filters_by_its_pod_labels() -> None:
-    text = (FIXTURES / "dcgm-exporter-metrics-k8s-rtx4000ada.prom").read_text()
-    mine = parse_exporter(text, pod="cuda-75454ffb9f-8ljq7", namespace="default")
-    (reading,) = mine.readings
-    assert reading.gpu.uuid == "GPU-a8394b51-c086-568a-9f1a-c1e1c934c44c"
-    assert reading.gpu.bus_id == "0000:00:02"
-    assert (reading.xid, reading.pcie_replays, reading.remapped_rows_failure) == (0, 0, False)
-    assert parse_exporter(text, pod="cuda-75454ffb9f-8ljq7", namespace="kube-system").readings == ()
-    assert parse_exporter(text, pod="someone-else").readings == ()
-    assert len(parse_exporter(text, uuids=[reading.gpu.uuid]).readings) == 1
 
 
 def test_the_query_fields_are_all_known_to_the_590_driver() -> None:

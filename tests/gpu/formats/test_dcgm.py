@@ -13,11 +13,10 @@ from tests.gpu.samples import (
     EXPORTER,
     POD0,
     UUID0,
-    UUID1,
     exporter_series,
 )
 from watcher.gpu.formats.common import unparsed
-from watcher.gpu.formats.dcgm_exporter import filter_gpus, is_blank, parse_exporter, read_exporter
+from watcher.gpu.formats.dcgm_exporter import is_blank, parse_exporter
 from watcher.gpu.formats.dcgmi import parse_dcgmi_health, read_dcgmi
 from watcher.gpu.model import GpuId, Recovery, ToolProblem
 
@@ -36,23 +35,6 @@ def test_exporter_readings_per_uuid_without_blank_sentinels() -> None:
     assert (second.xid, second.ecc_uncorrected_volatile) == (79, 2)
     assert second.remapped_rows_failure is True
     assert second.recovery_action is Recovery.NODE_REBOOT
-
-
-def test_filter_by_uuid_pod_and_namespace() -> None:
-    gpus, failures = read_exporter(EXPORTER)
-    assert failures == ()
-    assert [g.pods for g in gpus] == [
-        frozenset({("ml", "trainer-0")}),
-        frozenset({("other", "trainer-0")}),
-    ]
-    assert len(filter_gpus(gpus)) == 2
-    assert [g.reading.gpu.uuid for g in filter_gpus(gpus, pod="trainer-0", namespace="ml")] == [
-        UUID0
-    ]
-    assert len(filter_gpus(gpus, pod="trainer-0")) == 2
-    assert filter_gpus(gpus, pod="trainer-1") == []
-    assert [g.reading.gpu.uuid for g in filter_gpus(gpus, uuids=[UUID1])] == [UUID1]
-    assert [r.gpu.uuid for r in parse_exporter(EXPORTER, namespace="other").readings] == [UUID1]
 
 
 def test_old_label_and_field_names_and_merged_series() -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.gpu.samples import CSV_HEADER, CSV_HEALTHY, UUID0, UUID1
-from watcher.gpu.formats.common import filter_snapshot, recovery, unparsed
+from watcher.gpu.formats.common import recovery, unparsed
 from watcher.gpu.formats.smi_csv import (
     FALLBACK_FIELDS,
     QUERY_FIELDS,
@@ -240,14 +240,3 @@ def test_garbage_is_a_failure_not_an_exception(text: str) -> None:
 def test_bytes_are_decoded_and_rows_are_kept_once_per_gpu() -> None:
     data = (CSV_HEALTHY + CSV_HEALTHY.split("\n", 1)[1]).encode()
     assert [r.gpu.uuid for r in parse_query_csv(data).readings] == [UUID0, UUID1]
-
-
-def test_filter_snapshot_by_uuid_or_bus_id() -> None:
-    snapshot = parse_query_csv(CSV_HEALTHY)
-    assert filter_snapshot(snapshot) is snapshot
-    assert [r.gpu.uuid for r in filter_snapshot(snapshot, uuids=[UUID1.upper()]).readings] == [
-        UUID1
-    ]
-    by_bus = filter_snapshot(snapshot, bus_ids=["0000:3b:00.0"])
-    assert [r.gpu.uuid for r in by_bus.readings] == [UUID0]
-    assert filter_snapshot(snapshot, uuids=[]).readings == ()

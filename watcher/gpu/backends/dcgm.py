@@ -1,8 +1,9 @@
 """The DCGM backend: dcgm-exporter's `/metrics` on this node, plus `dcgmi health -c`.
 
-The exporter sees every GPU of the node, so only this Pod's are kept: by UUID, or by
-the `pod`/`namespace` labels dcgm-exporter adds with its Kubernetes mapping (`-k`).
-Knowing neither, nothing is kept: another Pod's broken GPU must never move this one.
+The exporter sees every GPU of the node, so only this Pod's are kept, here where the
+`pod`/`namespace` labels dcgm-exporter adds with its Kubernetes mapping (`-k`) are read:
+by UUID or by those labels (`watcher.gpu.ours.Whose`). Knowing neither, nothing is kept:
+another Pod's broken GPU must never move this one.
 
 `dcgmi health -c` runs too when the command is installed; it numbers GPUs by DCGM id,
 which the exporter's `gpu` label gives for each UUID. Its exit status says nothing
@@ -19,9 +20,10 @@ from typing import Any
 import aiohttp
 
 from watcher.gpu.backends.command import Command
-from watcher.gpu.formats.dcgm_exporter import ExporterGpu, filter_gpus, read_exporter
+from watcher.gpu.formats.dcgm_exporter import ExporterGpu, read_exporter
 from watcher.gpu.formats.dcgmi import parse_dcgmi_health
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
+from watcher.gpu.ours import NOBODY, Whose
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,8 @@ class DcgmBackend:
         self._timeout = timeout
         self._session = session
         self._own_session: aiohttp.ClientSession | None = None
-        self._uuids = tuple(uuids) if uuids else None
-        self._pod = pod
-        """(namespace or None, pod name) for the exporter's Kubernetes labels."""
+        self.whose = Whose(tuple(uuids) if uuids else None, pod)
+        """This Pod's GPUs among the node's: none while nothing tells them apart."""
         self.dcgmi = dcgmi
         self._command = Command(timeout)
         self._max_body = max_body
@@ -71,21 +72,14 @@ class DcgmBackend:
         return Snapshot(SOURCE, readings, failures)
 
     def _ours(self, gpus: list[ExporterGpu]) -> list[ExporterGpu]:
-        if self._uuids is None and self._pod is None:
-            return []
-        namespace, pod = self._pod if self._pod is not None else (None, None)
-        return filter_gpus(gpus, uuids=self._uuids or (), pod=pod, namespace=namespace)
+        return [gpu for gpu in gpus if self.whose.matches(gpu.reading.gpu, gpu.pods)]
 
     def _nobody(self) -> str:
-        if self._uuids is None and self._pod is None:
-            return (
-                "cannot tell this Pod's GPUs among the node's: set WATCHER_GPU_UUIDS or "
-                "WATCHER_POD_NAME"
-            )
-        whose = ", ".join([*(self._uuids or ()), *([self._pod[1]] if self._pod else [])])
+        if not self.whose.known():
+            return NOBODY
         return (
-            f"no GPU series of {self.url} belongs to {whose} (is dcgm-exporter "
-            "running with --kubernetes?)"
+            f"no GPU series of {self.url} belongs to {self.whose.describe()} (is "
+            "dcgm-exporter running with --kubernetes?)"
         )
 
     async def _scrape(self) -> tuple[list[ExporterGpu], tuple[ToolFailure, ...]]:

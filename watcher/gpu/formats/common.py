@@ -1,10 +1,7 @@
-"""What every GPU output parser shares: value tokens, tool messages, and filtering.
+"""What every GPU output parser shares: value tokens, tool messages, line numbers.
 
 Public:
 
-* `filter_snapshot(snapshot, uuids=None, bus_ids=None) -> Snapshot`: keep only the given
-  GPUs (by UUID, or by PCI bus id in any spelling); tool failures about no GPU in
-  particular are kept. With neither argument the snapshot is returned unchanged.
 * `tool_messages(text) -> (failures, lost readings)`: what nvidia-smi prints instead of
   data (driver not loaded, NVML missing, version mismatch, no devices, `Unable to
   determine the device handle for GPU...`: a lost reading keyed by that bus id).
@@ -191,29 +188,6 @@ def unique(readings: Iterable[GpuReading]) -> tuple[GpuReading, ...]:
     for reading in readings:
         seen.setdefault(reading.gpu.key, reading)
     return tuple(seen.values())
-
-
-def filter_snapshot(
-    snapshot: Snapshot,
-    uuids: Iterable[str] | None = None,
-    bus_ids: Iterable[str] | None = None,
-) -> Snapshot:
-    """Only the readings (and GPU-specific failures) of the given GPUs."""
-    if uuids is None and bus_ids is None:
-        return snapshot
-    want_uuids = {u.strip().lower() for u in uuids or ()}
-    want_buses = {normalize_bus_id(b) for b in bus_ids or ()} - {None}
-
-    def mine(gpu: GpuId) -> bool:
-        if gpu.uuid and gpu.uuid.lower() in want_uuids:
-            return True
-        return gpu.bus_id is not None and gpu.bus_id in want_buses
-
-    return Snapshot(
-        snapshot.source,
-        readings=tuple(r for r in snapshot.readings if mine(r.gpu)),
-        failures=tuple(f for f in snapshot.failures if f.gpu is None or mine(f.gpu)),
-    )
 
 
 def guarded(source: str) -> Callable[[Callable[P, Located]], Callable[P, Located]]:

@@ -2,13 +2,10 @@
 
 Public:
 
-* `parse_exporter(text, *, uuids=None, pod=None, namespace=None) -> Snapshot`: the
-  readings, kept to the given GPUs (see `filter_gpus`) when any filter is given.
+* `parse_exporter(text) -> Snapshot`: a reading of every GPU of the node.
 * `read_exporter(text) -> (list[ExporterGpu], failures)`: each GPU with the
-  (namespace, pod) pairs its series were labelled with (dcgm-exporter `-k` mapping).
-* `filter_gpus(gpus, *, uuids=None, pod=None, namespace=None) -> list[ExporterGpu]`: a GPU
-  is kept when its UUID is in ``uuids`` or a series of it names ``pod`` (and
-  ``namespace``, when given). No filter at all keeps every GPU.
+  (namespace, pod) pairs its series were labelled with (dcgm-exporter `-k` mapping), for
+  `watcher.gpu.ours.Whose` to tell this Pod's.
 * `is_blank(value) -> bool`: DCGM's "no data" sentinels (>= 0x7ffffffffffffff0, the
   int32 blanks 0x7ffffff0..0x7fffffff, NaN, infinities, negatives).
 
@@ -25,7 +22,6 @@ pasted by kubectl port-forward) are skipped. Never raises.
 """
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -91,16 +87,9 @@ def is_blank(value: float) -> bool:
     return value >= BLANK64 or int(value) in BLANK32
 
 
-def parse_exporter(
-    text: Text,
-    *,
-    uuids: Iterable[str] | None = None,
-    pod: str | None = None,
-    namespace: str | None = None,
-) -> Snapshot:
+def parse_exporter(text: Text) -> Snapshot:
     gpus, failures = read_exporter(text)
-    kept = filter_gpus(gpus, uuids=uuids, pod=pod, namespace=namespace)
-    return Snapshot(SOURCE, readings=tuple(g.reading for g in kept), failures=failures)
+    return Snapshot(SOURCE, readings=tuple(g.reading for g in gpus), failures=failures)
 
 
 def read_exporter(text: Text) -> tuple[list[ExporterGpu], tuple[ToolFailure, ...]]:
@@ -108,29 +97,6 @@ def read_exporter(text: Text) -> tuple[list[ExporterGpu], tuple[ToolFailure, ...
         return _read(as_text(text))
     except Exception as exc:  # garbage in must not crash the watcher
         return [], failure(SOURCE, ToolProblem.FAILED, f"{PARSER_ERROR}: {exc!r}").failures
-
-
-def filter_gpus(
-    gpus: Iterable[ExporterGpu],
-    *,
-    uuids: Iterable[str] | None = None,
-    pod: str | None = None,
-    namespace: str | None = None,
-) -> list[ExporterGpu]:
-    if uuids is None and pod is None and namespace is None:
-        return list(gpus)
-    want = {u.strip().lower() for u in uuids or ()}
-
-    def mine(gpu: ExporterGpu) -> bool:
-        if (gpu.reading.gpu.uuid or "").lower() in want:
-            return True
-        if pod is None and namespace is None:
-            return False
-        return any(
-            (pod is None or p == pod) and (namespace is None or n == namespace) for n, p in gpu.pods
-        )
-
-    return [gpu for gpu in gpus if mine(gpu)]
 
 
 def _read(raw: str) -> tuple[list[ExporterGpu], tuple[ToolFailure, ...]]:
