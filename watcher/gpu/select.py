@@ -3,6 +3,10 @@
 `auto` takes NVML when the `pynvml` module imports and `nvmlInit` works, else
 `nvidia-smi` when the configured command is found, else nothing; the choice and the
 reason are logged in one line. Our GPUs: see `watcher.gpu.ours`.
+
+Only the chosen backend is imported (with its parsers): a watcher polling nvidia-smi never
+loads NVML's binding or the Prometheus text parser, and none loads the offline-only
+parsers (`-q`, `-q -x`, the table).
 """
 
 import importlib
@@ -18,9 +22,6 @@ import aiohttp
 
 from watcher.config.settings import WatcherSettings
 from watcher.gpu.backends import GpuBackend
-from watcher.gpu.backends.dcgm import DcgmBackend
-from watcher.gpu.backends.nvml import NvmlBackend
-from watcher.gpu.backends.smi import SmiBackend
 from watcher.gpu.ours import OurGpus, our_uuids
 
 __all__ = ["Choice", "OurGpus", "choose", "nvml_works", "our_uuids"]
@@ -67,12 +68,12 @@ def _choose(
     if settings.gpu == "off":
         return Choice(None, "off (WATCHER_GPU=off)")
     if settings.gpu == "nvidia-smi":
-        return Choice(SmiBackend(settings.nvidia_smi, timeout), "nvidia-smi (WATCHER_GPU)")
+        return Choice(_smi(settings.nvidia_smi, timeout), "nvidia-smi (WATCHER_GPU)")
     if settings.gpu == "dcgm":
         return Choice(_dcgm(settings, uuids, session, which), "dcgm (WATCHER_GPU)")
     module, problem = _import(import_module)
     if settings.gpu == "nvml":
-        backend = None if module is None else NvmlBackend(module, uuids, timeout)
+        backend = None if module is None else _nvml(module, uuids, timeout)
         return Choice(backend, f"off: WATCHER_GPU=nvml but {problem}" if problem else "nvml")
     return _auto(settings, uuids, module, problem, which)
 
@@ -89,13 +90,25 @@ def _auto(
     if module is not None:
         failed = nvml_works(module, timeout)
         if failed is None:
-            backend = NvmlBackend(module, uuids, timeout)
+            backend = _nvml(module, uuids, timeout)
             return Choice(backend, "nvml: pynvml loads and nvmlInit works")
         problem = failed
     found = which(settings.nvidia_smi)
     if found is not None:
-        return Choice(SmiBackend(found, timeout), f"nvidia-smi at {found} ({problem})")
+        return Choice(_smi(found, timeout), f"nvidia-smi at {found} ({problem})")
     return Choice(None, f"off: {problem}, and {settings.nvidia_smi} is not on PATH")
+
+
+def _smi(command: str, timeout: float) -> GpuBackend:
+    from watcher.gpu.backends.smi import SmiBackend
+
+    return SmiBackend(command, timeout)
+
+
+def _nvml(module: ModuleType, uuids: tuple[str, ...] | None, timeout: float) -> GpuBackend:
+    from watcher.gpu.backends.nvml import NvmlBackend
+
+    return NvmlBackend(module, uuids, timeout)
 
 
 def _dcgm(
@@ -103,7 +116,9 @@ def _dcgm(
     uuids: tuple[str, ...] | None,
     session: aiohttp.ClientSession | None,
     which: Which,
-) -> DcgmBackend:
+) -> GpuBackend:
+    from watcher.gpu.backends.dcgm import DcgmBackend
+
     assert settings.dcgm_exporter_url is not None  # required by the settings for dcgm
     return DcgmBackend(
         settings.dcgm_exporter_url,
