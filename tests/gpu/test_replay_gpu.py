@@ -1,5 +1,6 @@
 """`pod-watcher replay --kind nvidia-smi|dcgm-metrics|dcgmi-health`: one file, one poll."""
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -18,7 +19,16 @@ from tests.gpu.samples import (
 )
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.replay import action_of, classify_once, replay_gpu, zero_baseline
+from watcher.gpu.replay import (
+    GpuReplayer,
+    UnreadableOutput,
+    action_of,
+    classify_once,
+    replay_gpu,
+    zero_baseline,
+)
+from watcher.replay import Replayer, write_hits
+from watcher.rules.packs import load_pack
 from watcher.types import Action, FaultClass, Severity
 
 GPU = GpuId(uuid="GPU-1", bus_id="0000:3b:00")
@@ -70,6 +80,27 @@ def test_replay_gpu_reads_a_file_with_lines(tmp_path: Path) -> None:
     assert hit.line == Q_BANNER.count("\n") + 1
     assert hit.finding.reason == "GpuRowRemapPending"
     assert hit.text().startswith(f"{path}:{hit.line}: GpuRowRemapPending [fatal, hardware -> ")
+
+
+def test_one_loop_and_one_writer_serve_log_and_gpu_replay(tmp_path: Path) -> None:
+    dmesg = tmp_path / "dmesg.log"
+    dmesg.write_text("NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name=python, GPU has fallen off\n")
+    smi = tmp_path / "smi.txt"
+    smi.write_text(Q_BANNER + q_block(dram_unc="4"))
+    log = Replayer(load_pack("xid"), DEFAULT_ACTIONS, max_line=1 << 20, chunk=1 << 20)
+    out = io.StringIO()
+    for replayer, path in ((log, dmesg), (GpuReplayer("nvidia-smi", DEFAULT_ACTIONS), smi)):
+        assert write_hits(replayer.replay(str(path)), "json", out) == (1, 1)
+    from_log, from_gpu = map(json.loads, out.getvalue().splitlines())
+    assert set(from_log) <= set(from_gpu) == RECORD_KEYS
+    assert (from_log["reason"], from_gpu["reason"]) == ("XidGpuFallenOffBus", "GpuUncorrectableEcc")
+    for replayer in (log, GpuReplayer("nvidia-smi", DEFAULT_ACTIONS)):
+        with pytest.raises(OSError):
+            list(replayer.replay(str(tmp_path / "missing")))
+    with pytest.raises(UnreadableOutput):
+        list(GpuReplayer("dcgm-metrics", DEFAULT_ACTIONS).replay(str(smi)))
+    with pytest.raises(ValueError, match="unknown GPU replay kind 'nvml'"):
+        GpuReplayer("nvml", DEFAULT_ACTIONS)
 
 
 def replay(tmp_path: Path, kind: str, *texts: str) -> subprocess.CompletedProcess[str]:
