@@ -69,7 +69,7 @@ def test_an_unknown_lost_gpu_is_kept_while_one_of_ours_is_missing() -> None:
 def test_a_gpu_of_ours_the_tool_does_not_list_is_reported() -> None:
     kept = OurGpus((A, B)).keep(Snapshot("s", (reading(A, "0000:18:00"),)))
     (failure,) = kept.failures
-    assert failure.problem is ToolProblem.NO_DEVICES
+    assert failure.problem is ToolProblem.NOT_LISTED
     assert failure.detail == f"{B}: not among the GPUs s sees"
 
 

@@ -53,6 +53,10 @@ def test_one_poll_counts_against_a_zero_baseline() -> None:
 def test_conditions_and_tool_failures_fire_once() -> None:
     lost = GpuReading(GPU, lost=True, remapped_rows_pending=True)
     assert reasons(lost) == ["GpuLost", "GpuRowRemapPending"]
+    assert [f.severity for f in classify_once(Snapshot("nvml", (lost,)))] == [
+        Severity.FATAL,
+        Severity.WARNING,
+    ]
     failure = ToolFailure(ToolProblem.DRIVER_NOT_LOADED, "couldn't communicate")
     assert reasons(failures=(failure,)) == ["GpuDriverUnavailable"]
 
@@ -79,7 +83,7 @@ def test_replay_gpu_reads_a_file_with_lines(tmp_path: Path) -> None:
     (hit,) = replay_gpu(str(path), "nvidia-smi", DEFAULT_ACTIONS)
     assert hit.line == Q_BANNER.count("\n") + 1
     assert hit.finding.reason == "GpuRowRemapPending"
-    assert hit.text().startswith(f"{path}:{hit.line}: GpuRowRemapPending [fatal, hardware -> ")
+    assert hit.text().startswith(f"{path}:{hit.line}: GpuRowRemapPending [warning, hardware -> ")
 
 
 def test_one_loop_and_one_writer_serve_log_and_gpu_replay(tmp_path: Path) -> None:

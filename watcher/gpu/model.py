@@ -89,6 +89,10 @@ class ToolProblem(StrEnum):
     GPU_LOST = "gpu_lost"
     """The tool itself says a GPU fell off the bus (nvidia-smi exit 15)."""
     NO_DEVICES = "no_devices"
+    """The tool sees no GPU at all (`No devices were found`), or NVML not this UUID."""
+    NOT_LISTED = "not_listed"
+    """The source answered, but does not list one of this Pod's GPUs (another Pod's series
+    on dcgm-exporter, a UUID missing from a poll that read others)."""
     TIMED_OUT = "timed_out"
     FAILED = "failed"
     """Anything else: an exit code or error we do not know, garbage output."""

@@ -77,7 +77,7 @@ class GpuMonitor:
         self._clock = clock
         self._keep = keep
         self._why = why
-        self._classifier = GpuClassifier()
+        self._classifier = GpuClassifier(live=True)
         self._wake = asyncio.Event()
         self._emit: Emit | None = None
         self._last_error: str | None = None

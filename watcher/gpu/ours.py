@@ -113,7 +113,7 @@ class OurGpus:
         kept = keep_gpus(snapshot, self.uuids, buses)
         if missing and snapshot.readings and not _bus_only(kept.readings):
             detail = f"{', '.join(missing)}: not among the GPUs {snapshot.source} sees"
-            note = ToolFailure(ToolProblem.NO_DEVICES, detail)
+            note = ToolFailure(ToolProblem.NOT_LISTED, detail)
             return Snapshot(kept.source, kept.readings, (*kept.failures, note))
         return kept
 

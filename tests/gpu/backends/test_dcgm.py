@@ -119,7 +119,7 @@ async def test_keeps_only_our_gpu_by_the_pod_labels(
     elsewhere = DcgmBackend(exporter.url, 2.0, session=session, pod=("other-ns", "trainer-0"))
     snapshot = await elsewhere.poll()
     assert snapshot.readings == ()
-    assert problems(snapshot) == [ToolProblem.NO_DEVICES]
+    assert problems(snapshot) == [ToolProblem.NOT_LISTED]
     assert "--kubernetes" in snapshot.failures[0].detail
 
 
@@ -138,7 +138,7 @@ async def test_without_uuids_or_pod_no_gpu_of_the_node_is_taken_for_ours(
 ) -> None:
     snapshot = await DcgmBackend(exporter.url, 2.0, session=session).poll()
     assert snapshot.readings == ()
-    assert problems(snapshot) == [ToolProblem.NO_DEVICES]
+    assert problems(snapshot) == [ToolProblem.NOT_LISTED]
     assert "WATCHER_GPU_UUIDS" in snapshot.failures[0].detail
 
 

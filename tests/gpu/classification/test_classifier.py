@@ -55,9 +55,7 @@ def test_a_healthy_gpu_gives_nothing_ever() -> None:
         ({"reset_required": True}, "GpuResetRequired"),
         ({"recovery_action": Recovery.GPU_RESET}, "GpuResetRequired"),
         ({"recovery_action": Recovery.NODE_REBOOT}, "GpuNodeRebootRequired"),
-        ({"remapped_rows_pending": True}, "GpuRowRemapPending"),
         ({"remapped_rows_failure": True}, "GpuRowRemapFailure"),
-        ({"retired_pages_pending": True}, "GpuPageRetirementPending"),
         ({"health": {"Memory system": "Failure"}}, "DcgmHealthFailure"),
     ],
 )
@@ -70,6 +68,23 @@ def test_hardware_conditions_fire_once_while_they_last(
     assert found(classifier, broken) == []
     assert found(classifier, HEALTHY) == []
     assert found(classifier, broken) == [(reason, Severity.FATAL, FaultClass.HARDWARE)]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"remapped_rows_pending": True}, "GpuRowRemapPending"),
+        ({"retired_pages_pending": True}, "GpuPageRetirementPending"),
+    ],
+)
+def test_a_repair_pending_until_the_next_reset_is_a_hardware_warning(
+    change: dict[str, object], reason: str
+) -> None:
+    # NVIDIA: with a row remap pending, unaffected applications continue and new ones start
+    classifier = GpuClassifier()
+    pending = replace(HEALTHY, **change)  # type: ignore[arg-type]
+    assert found(classifier, pending) == [(reason, Severity.WARNING, FaultClass.HARDWARE)]
+    assert found(classifier, pending) == []
 
 
 def test_counters_fire_on_an_increase_not_on_what_was_there() -> None:

@@ -66,7 +66,7 @@ def test_exporter_noise_and_garbage() -> None:
     noisy = "Handling connection for 9400\n" + EXPORTER
     assert len(parse_exporter(noisy).readings) == 2
     no_gpu = parse_exporter("# TYPE go_goroutines gauge\ngo_goroutines 12\n")
-    assert [f.problem for f in no_gpu.failures] == [ToolProblem.NO_DEVICES]
+    assert [f.problem for f in no_gpu.failures] == [ToolProblem.NOT_LISTED]
     for garbage in ("", "<html>502 Bad Gateway</html>", "{{{", "\x00"):
         snapshot = parse_exporter(garbage)
         assert snapshot.readings == () and unparsed(snapshot), garbage

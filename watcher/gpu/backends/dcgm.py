@@ -65,7 +65,7 @@ class DcgmBackend:
         gpus, failures = await self._scrape()
         ours = self._ours(gpus)
         if gpus and not ours:
-            failures += (ToolFailure(ToolProblem.NO_DEVICES, self._nobody()),)
+            failures += (ToolFailure(ToolProblem.NOT_LISTED, self._nobody()),)
         readings = tuple(gpu.reading for gpu in ours)
         if self.dcgmi is not None and ours:
             readings = _with_health(readings, await self._health())

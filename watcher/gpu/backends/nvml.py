@@ -44,6 +44,8 @@ TOOL_PROBLEMS = {
     LIBRARY_NOT_FOUND: ToolProblem.LIBRARY_NOT_FOUND,
     LIB_RM_VERSION_MISMATCH: ToolProblem.VERSION_MISMATCH,
     TIMEOUT: ToolProblem.TIMED_OUT,
+    GPU_IS_LOST: ToolProblem.GPU_LOST,
+    GPU_NOT_FOUND: ToolProblem.NO_DEVICES,
 }
 """Errors of NVML itself rather than of one GPU; any other is FAILED."""
 RECOVERY: tuple[Recovery, ...] = (Recovery.NONE, Recovery.GPU_RESET, Recovery.NODE_REBOOT)
@@ -101,6 +103,8 @@ class NvmlBackend:
             if fault.reinit:
                 self._initialized = False
             return _failed(fault.problem, str(fault))
+        if not gpus and not self._missing:
+            return _failed(ToolProblem.NO_DEVICES, "NVML sees no GPU (nvmlDeviceGetCount: 0)")
         results = await asyncio.gather(*(self._read(gpu) for gpu in gpus))
         readings = tuple(r for r in results if isinstance(r, GpuReading))
         failures = tuple(r for r in results if isinstance(r, ToolFailure))

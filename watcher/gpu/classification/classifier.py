@@ -1,129 +1,46 @@
-"""What GPU readings mean: hardware faults (restarting in place cannot help), faults of
-the program, warnings, and a broken tool.
+"""Snapshots to findings, each fault once: the classifier remembers what it has seen.
 
 Counters (volatile ECC, PCIe replays, DCGM's last Xid) fire when they move between two
 readings; the first reading is only the baseline, so what the previous job left behind
-never fires. Conditions (GPU lost, reset
-required, remap pending, a recovery action) fire when first seen and again only after
-they cleared.
+never fires. Conditions (GPU lost, reset required, a recovery action) and tool failures
+fire when first seen and again only after they cleared.
+
+Live (the monitor, not the offline replay), the classifier also remembers which GPUs the
+source has read. When a later poll cannot reach them (`verdicts.UNREACHABLE`: the driver
+gone, no devices), that is one hardware finding, `GpuUnreachable`, for all of them: the
+GPUs were there and are gone. On a single capture the same output stays a warning, since
+it cannot tell a lost driver from a container never given GPUs.
 """
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from watcher.gpu.model import GpuReading, Recovery, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.xids import xid_class, xid_message
-from watcher.types import FaultClass, Finding, Severity
+from watcher.gpu.classification.verdicts import (
+    TOOL,
+    UNREACHABLE,
+    UNREACHABLE_REASON,
+    Verdict,
+    changes,
+    conditions,
+    unreachable,
+)
+from watcher.gpu.model import GpuReading, Snapshot, ToolFailure
+from watcher.types import Finding
 
-HW, WARN = FaultClass.HARDWARE, Severity.WARNING
-
-
-@dataclass(frozen=True)
-class Verdict:
-    reason: str
-    severity: Severity
-    fault_class: FaultClass
-    message: str
-
-
-_RECOVERY = {
-    Recovery.GPU_RESET: "GpuResetRequired",
-    Recovery.DRAIN_AND_RESET: "GpuResetRequired",
-    Recovery.NODE_REBOOT: "GpuNodeRebootRequired",
-    Recovery.OTHER: "GpuRecoveryRequired",
-}
-_TOOL = {
-    ToolProblem.GPU_LOST: Verdict("GpuLost", Severity.FATAL, HW, "a GPU fell off the bus"),
-    ToolProblem.DRIVER_NOT_LOADED: Verdict(
-        "GpuDriverUnavailable", WARN, FaultClass.INFRASTRUCTURE,
-        "the NVIDIA driver cannot be reached from this container",
-    ),
-    ToolProblem.LIBRARY_NOT_FOUND: Verdict(
-        "GpuToolUnavailable", WARN, FaultClass.INFRASTRUCTURE, "NVML is not in this container"
-    ),
-    ToolProblem.VERSION_MISMATCH: Verdict(
-        "GpuDriverUnavailable", WARN, FaultClass.INFRASTRUCTURE,
-        "the NVML library and the kernel driver versions differ",
-    ),
-    ToolProblem.NO_DEVICES: Verdict(
-        "GpuNotVisible", WARN, FaultClass.INFRASTRUCTURE, "no GPU is visible to this container"
-    ),
-    ToolProblem.TIMED_OUT: Verdict(
-        "GpuToolTimedOut", WARN, HW, "the GPU query did not answer in time (a wedged GPU?)"
-    ),
-    ToolProblem.FAILED: Verdict(
-        "GpuToolFailed", WARN, FaultClass.INFRASTRUCTURE, "the GPU query failed"
-    ),
-}  # fmt: skip
+TOOL_KEY = "tool"
+"""The key of failures in the set of conditions reported."""
 
 
-def conditions(reading: GpuReading) -> Iterator[Verdict]:
-    """States that are faults (or warnings) for as long as they last."""
-    yield from _broken(reading)
-    yield from _advisories(reading)
-
-
-def _broken(reading: GpuReading) -> Iterator[Verdict]:
-    if reading.lost:
-        yield Verdict("GpuLost", Severity.FATAL, HW, "the GPU is lost (fell off the bus)")
-    if reading.reset_required:
-        yield Verdict("GpuResetRequired", Severity.FATAL, HW, "the GPU requires a reset")
-    action = reading.recovery_action
-    if action in _RECOVERY:
-        text = f"the driver asks for recovery action {action}"
-        yield Verdict(_RECOVERY[action], Severity.FATAL, HW, text)
-    if reading.remapped_rows_failure:
-        yield Verdict("GpuRowRemapFailure", Severity.FATAL, HW, "a row remapping failed")
-    if reading.remapped_rows_pending:
-        text = "a row remap is pending: it applies only after a GPU reset"
-        yield Verdict("GpuRowRemapPending", Severity.FATAL, HW, text)
-    if reading.retired_pages_pending:
-        text = "a page retirement is pending: it applies only after a GPU reset"
-        yield Verdict("GpuPageRetirementPending", Severity.FATAL, HW, text)
-
-
-def _advisories(reading: GpuReading) -> Iterator[Verdict]:
-    if reading.recovery_action is Recovery.DRAIN_P2P:
-        yield Verdict("GpuDrainP2P", WARN, HW, "the driver asks to drain peer-to-peer traffic")
-    for system, state in reading.health.items():
-        if state.lower() in ("failure", "fail"):
-            yield Verdict("DcgmHealthFailure", Severity.FATAL, HW, f"DCGM health: {system} failed")
-        elif state.lower() in ("warning", "warn"):
-            yield Verdict("DcgmHealthWarning", WARN, HW, f"DCGM health: {system} warning")
-    if reading.thermal_slowdown:
-        text = "clocks slowed down for heat (slower, not broken)"
-        yield Verdict("GpuThermalSlowdown", WARN, HW, text)
-    for cell in reading.odd_fields:
-        yield Verdict("GpuFieldUnreadable", WARN, HW, f"{cell} could not be read")
-
-
-def changes(before: GpuReading, now: GpuReading) -> Iterator[Verdict]:
-    """Counters that moved since ``before``."""
-    if _grew(before.ecc_uncorrected_volatile, now.ecc_uncorrected_volatile):
-        text = (
-            f"uncorrectable ECC errors went from {before.ecc_uncorrected_volatile} to "
-            f"{now.ecc_uncorrected_volatile}"
-        )
-        yield Verdict("GpuUncorrectableEcc", Severity.FATAL, HW, text)
-    if now.xid is not None and now.xid not in (0, before.xid):
-        xid = xid_class(now.xid)
-        yield Verdict(xid.reason, xid.severity, xid.fault_class, xid_message(now.xid))
-    if _grew(before.pcie_replays, now.pcie_replays):
-        text = f"PCIe replays went from {before.pcie_replays} to {now.pcie_replays}"
-        yield Verdict("GpuPcieReplays", WARN, HW, text)
-
-
-def _grew(before: int | None, now: int | None) -> bool:
-    return before is not None and now is not None and now > before
-
-
+@dataclass
 class GpuClassifier:
-    """Remembers the first reading of each GPU and which conditions were reported."""
+    """Remembers each GPU's last reading, the conditions reported, and (``live``) the GPUs
+    the source has read."""
 
-    def __init__(self) -> None:
-        self._baseline: dict[str, GpuReading] = {}
-        self._active: set[tuple[str, str]] = set()
-        """(GPU key or "tool", reason) of conditions reported and still present."""
+    live: bool = False
+    _baseline: dict[str, GpuReading] = field(default_factory=dict)
+    _active: set[tuple[str, str]] = field(default_factory=set)
+    """(GPU key or TOOL_KEY, reason) of conditions reported and still present."""
+    _answered: dict[str, str] = field(default_factory=dict)
+    """GPU key -> label of each GPU the source has read (live only)."""
 
     def classify(self, snapshot: Snapshot, at: float) -> list[Finding]:
         findings = self._tool_failures(snapshot, at)
@@ -131,8 +48,10 @@ class GpuClassifier:
             key = reading.gpu.key
             before = self._baseline.setdefault(key, reading)
             self._baseline[key] = reading
+            if self.live and not reading.lost:
+                self._answered[key] = reading.gpu.label()
             verdicts = self._fresh(key, list(conditions(reading))) + list(changes(before, reading))
-            findings += [self._finding(snapshot.source, reading, v, at) for v in verdicts]
+            findings += [_finding(snapshot.source, reading, v, at) for v in verdicts]
         return findings
 
     def _fresh(self, key: str, current: list[Verdict]) -> list[Verdict]:
@@ -143,33 +62,58 @@ class GpuClassifier:
         return fresh
 
     def _tool_failures(self, snapshot: Snapshot, at: float) -> list[Finding]:
-        current = [(f, _TOOL[f.problem]) for f in snapshot.failures]
-        fresh = {v.reason for v in self._fresh("tool", [v for _, v in current])}
-        return [self._tool(snapshot.source, f, at) for f, v in current if v.reason in fresh]
+        """One finding per reason, the first time it shows."""
+        gone = self._gone(snapshot)
+        groups: dict[str, tuple[Verdict, list[ToolFailure]]] = {}
+        for failure in snapshot.failures:
+            verdict = TOOL[failure.problem]
+            if gone and failure.problem in UNREACHABLE:
+                verdict = unreachable(gone)
+            groups.setdefault(verdict.reason, (verdict, []))[1].append(failure)
+        fresh = {v.reason for v in self._fresh(TOOL_KEY, [v for v, _ in groups.values()])}
+        findings = []
+        for reason, (verdict, failures) in groups.items():
+            if reason in fresh:
+                named = gone if verdict.reason == UNREACHABLE_REASON else _named(failures)
+                findings.append(_tool_finding(snapshot.source, verdict, failures, named, at))
+        return findings
 
-    def _finding(self, source: str, reading: GpuReading, verdict: Verdict, at: float) -> Finding:
-        gpu = reading.gpu.label()
-        return Finding(
-            source=f"gpu/{source}",
-            reason=verdict.reason,
-            severity=verdict.severity,
-            fault_class=verdict.fault_class,
-            message=f"{gpu}: {verdict.message}",
-            at=at,
-            evidence=(f"{gpu}{f' ({reading.name})' if reading.name else ''}: {verdict.message}",),
-            gpu=gpu,
-        )
+    def _gone(self, snapshot: Snapshot) -> list[str]:
+        """The GPUs read before that this poll reads no more, while it fails to reach GPUs."""
+        if not any(f.problem in UNREACHABLE for f in snapshot.failures):
+            return []
+        present = {r.gpu.key for r in snapshot.readings if not r.lost}
+        return [label for key, label in self._answered.items() if key not in present]
 
-    def _tool(self, source: str, failure: ToolFailure, at: float) -> Finding:
-        verdict = _TOOL[failure.problem]
-        gpu = failure.gpu.label() if failure.gpu else None
-        return Finding(
-            source=f"gpu/{source}",
-            reason=verdict.reason,
-            severity=verdict.severity,
-            fault_class=verdict.fault_class,
-            message=f"{source}: {verdict.message}",
-            at=at,
-            evidence=(failure.detail,),
-            gpu=gpu,
-        )
+
+def _finding(source: str, reading: GpuReading, verdict: Verdict, at: float) -> Finding:
+    gpu = reading.gpu.label()
+    return Finding(
+        source=f"gpu/{source}",
+        reason=verdict.reason,
+        severity=verdict.severity,
+        fault_class=verdict.fault_class,
+        message=f"{gpu}: {verdict.message}",
+        at=at,
+        evidence=(f"{gpu}{f' ({reading.name})' if reading.name else ''}: {verdict.message}",),
+        gpu=gpu,
+    )
+
+
+def _named(failures: list[ToolFailure]) -> list[str]:
+    return list(dict.fromkeys(f.gpu.label() for f in failures if f.gpu))
+
+
+def _tool_finding(
+    source: str, verdict: Verdict, failures: list[ToolFailure], gpus: list[str], at: float
+) -> Finding:
+    return Finding(
+        source=f"gpu/{source}",
+        reason=verdict.reason,
+        severity=verdict.severity,
+        fault_class=verdict.fault_class,
+        message=f"{source}: {verdict.message}",
+        at=at,
+        evidence=tuple(dict.fromkeys(f.detail for f in failures)),
+        gpu=", ".join(gpus) or None,
+    )

@@ -112,7 +112,7 @@ def _read(raw: str) -> tuple[list[ExporterGpu], tuple[ToolFailure, ...]]:
     gpus = gpus or _gpus(samples)
     if not gpus:
         detail = "no GPU series (with a UUID label) in the exporter's metrics"
-        return [], (ToolFailure(ToolProblem.NO_DEVICES, detail),)
+        return [], (ToolFailure(ToolProblem.NOT_LISTED, detail),)
     return [_gpu(uuid, gpu) for uuid, gpu in gpus.items()], ()
 
 
