@@ -114,13 +114,17 @@ def test_a_hanging_nvidia_smi_is_killed_reported_and_the_watcher_stays_live(
     )
     failures = status["monitors"]["gpu"]["failures"]
     assert [f["problem"] for f in failures] == ["timed_out"]
+    assert status["monitors"]["gpu"]["up"] is False  # the source does not answer...
     assert "killed" in failures[0]["detail"]
     hung = smi.pids()[-1]
     wait_until(lambda: not alive(hung) or None, 5, "the hung nvidia-smi to be gone")
-    assert watcher.get("/healthz")[0] == 200
+    assert watcher.get("/healthz")[0] == 200  # ...and restarting the sidecar would not help
     assert watcher.status()["state"] == "watching"  # a warning: nothing is acted on
     smi.set("healthy")
-    watcher.wait_status(lambda s: s["monitors"]["gpu"]["failures"] == [], "a good poll again")
+    status = watcher.wait_status(
+        lambda s: s["monitors"]["gpu"]["failures"] == [], "a good poll again"
+    )
+    assert status["monitors"]["gpu"]["up"] is True
     watcher.assert_stays_alive(0.3)
 
 

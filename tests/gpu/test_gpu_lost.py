@@ -60,9 +60,11 @@ async def test_nvidia_smi_from_healthy_to_unreachable(
     monitor = monitor_of(SmiBackend(smi.path, 2.0))
     async with running(monitor) as findings:
         await polls(monitor, 2)
-        assert findings == []
+        assert findings == [] and monitor.up()
         smi.set(state)
         await polls(monitor, 3)
+        assert monitor.up() == (state == "lost 0")  # the other GPU still answers
+        assert monitor.healthy()[0]
     assert fatal_hardware(findings) == [reason]
 
 

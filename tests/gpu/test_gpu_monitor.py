@@ -109,11 +109,14 @@ async def test_a_backend_that_raises_is_a_tool_failure_and_polling_goes_on() -> 
     backend = ScriptedBackend()
     backend.error = RuntimeError("NVML went sideways")
     monitor = monitor_of(backend)
+    assert not monitor.up()  # no look yet
     async with running(monitor) as findings:
         await until(lambda: monitor.stats.polls >= 3)
         assert monitor.healthy() == (True, "fake: 0 GPUs, failing: failed")
+        assert not monitor.up() and monitor.status()["up"] is False
         backend.error = None
         await until(lambda: monitor.stats.polls >= 5)
+        assert monitor.up() and monitor.status()["up"] is True
     assert reasons(findings) == ["GpuToolFailed"]
     assert "RuntimeError: NVML went sideways" in findings[0].evidence[0]
     assert monitor.counters()["poll_failures"] >= 3

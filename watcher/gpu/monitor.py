@@ -161,8 +161,16 @@ class GpuMonitor:
     def _ours(self, reading: GpuReading) -> bool:
         return self._keep is None or self._keep.admits(reading)
 
+    def up(self) -> bool:
+        """Whether the source answered at the last look: the last poll read a GPU (a lost
+        one included: the tool said so). False before the first poll, while every poll
+        fails, and when none of this Pod's GPUs is listed. Read by `watcher_monitor_up`."""
+        last = self.stats.last
+        return last is not None and bool(last.readings)
+
     def healthy(self) -> tuple[bool, str]:
-        """Always true: a failing GPU tool is reported as findings, not as a dead monitor."""
+        """Always true, even while `up()` is not: a failing GPU tool is reported as
+        findings, and a liveness restart of the sidecar would not mend it."""
         last = self.stats.last
         if last is None:
             return True, f"{self.backend.name}: first poll pending"
@@ -176,6 +184,7 @@ class GpuMonitor:
         return {
             "backend": self.backend.name,
             "why": self._why,
+            "up": self.up(),
             "interval_s": self._interval,
             "polls": stats.polls,
             "gpus": {label: _summary(r) for label, r in self.readings.items()},
