@@ -93,6 +93,8 @@ class ToolProblem(StrEnum):
     NOT_LISTED = "not_listed"
     """The source answered, but does not list one of this Pod's GPUs (another Pod's series
     on dcgm-exporter, a UUID missing from a poll that read others)."""
+    NO_BACKEND = "no_backend"
+    """No backend works here (`auto` found neither NVML nor nvidia-smi) on a Pod with GPUs."""
     TIMED_OUT = "timed_out"
     FAILED = "failed"
     """Anything else: an exit code or error we do not know, garbage output."""

@@ -52,6 +52,10 @@ TOOL: Final = {
     ToolProblem.NOT_LISTED: Verdict(
         "GpuNotVisible", WARN, INFRA, "one of this Pod's GPUs is not among those the source lists"
     ),
+    ToolProblem.NO_BACKEND: Verdict(
+        "GpuMonitorUnavailable", WARN, INFRA,
+        "the Pod has GPUs but no GPU backend works in this container",
+    ),
     ToolProblem.TIMED_OUT: Verdict(
         "GpuToolTimedOut", WARN, HW, "the GPU query did not answer in time (a wedged GPU?)"
     ),
