@@ -35,7 +35,7 @@ CLOSE_TIMEOUT = 0.5
 
 class SnapshotFilter(Protocol):
     def keep(self, snapshot: Snapshot) -> Snapshot:
-        """Only this Pod's GPUs in a poll (see `select.OurGpus`)."""
+        """Only this Pod's GPUs in a poll (see `ours.OurGpus`)."""
 
     def admits(self, reading: GpuReading) -> bool:
         """Whether an event's reading is about one of this Pod's GPUs."""
