@@ -11,7 +11,8 @@ import pytest
 
 from watcher.probes.checks import client_session
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "gpu"
+FIXTURES = Path(__file__).resolve().parent / "gpu" / "captures"
+"""Real output of GPU tools from public sources, each with its `<name>.source.txt`."""
 
 
 @dataclass

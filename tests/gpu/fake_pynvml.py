@@ -1,5 +1,5 @@
 """A fake `pynvml` (nvidia-ml-py) module: the calls the NVML backend makes, behaving as
-documented (shared/docs/gpu.md 4; pynvml 13.615.71).
+documented (`pynvml.py` of the nvidia-ml-py 13.615.71 wheel, nvml.h).
 
 Errors are `NVMLError` subclasses named and numbered as the binding generates them
 (`NVMLError_GpuIsLost`, `.value == 15`). A GPU can be lost, need a reset, refuse a

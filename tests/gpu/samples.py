@@ -1,5 +1,5 @@
-"""GPU tool outputs written for the tests from the shapes documented in shared/docs/gpu.md
-(not copies of the captures in shared/fixtures/gpu/). The longer ones are in data/."""
+"""GPU tool outputs written for the tests in the shapes the real tools print (the real ones
+are in captures/, these are not copies of them). The longer ones are in data/."""
 
 from pathlib import Path
 

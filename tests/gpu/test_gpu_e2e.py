@@ -1,7 +1,8 @@
 """`pod-watcher run` with WATCHER_GPU=nvidia-smi and a fake nvidia-smi, seen from outside:
-a GPU that needs a reset holds the Pod (no API access to evict it), a hung nvidia-smi
-is killed and reported while the watcher stays live, and a kernel Xid line counts only
-when it names one of the GPUs nvidia-smi lists."""
+a GPU that needs a reset holds the Pod (no API access to evict it), GPUs that stop
+answering are one hardware fault and never a restart, a hung nvidia-smi is killed and
+reported while the watcher stays live, and a kernel Xid line counts only when it names
+one of the GPUs nvidia-smi lists."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,7 @@ def gpu_status(watcher: WatcherProcess) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("state", "reason"), [("reset 0", "GpuResetRequired"), ("remap 1", "GpuRowRemapPending")]
+    ("state", "reason"), [("reset 0", "GpuResetRequired"), ("ecc 1 2", "GpuUncorrectableEcc")]
 )
 def test_a_gpu_that_needs_a_reset_holds_the_pod_without_api_access(
     watcher: WatcherProcess, paths: Paths, smi: FakeSmi, state: str, reason: str
@@ -76,6 +77,31 @@ def test_a_gpu_that_needs_a_reset_holds_the_pod_without_api_access(
     assert (finding["fault_class"], finding["source"]) == ("hardware", "gpu/nvidia-smi")
 
 
+def test_gpus_that_become_unreachable_are_one_hardware_fault_never_a_restart(
+    watcher: WatcherProcess, paths: Paths, smi: FakeSmi
+) -> None:
+    watcher.wait_ready()
+    watcher.wait_status(lambda s: s["monitors"]["gpu"]["polls"] >= 3, "three healthy polls")
+    smi.set("driver")  # "couldn't communicate with the NVIDIA driver", exit 9
+
+    def acted() -> list[dict[str, Any]] | None:
+        entries = [e for e in paths.ledger_entries() if e["reason"] == "GpuUnreachable"]
+        return entries or None
+
+    (entry,) = wait_until(acted, 10, "the ledger entry for GpuUnreachable")
+    assert entry["fault_class"] == "hardware"
+    assert entry["action"] != "restart" and entry["exit_code"] != 88
+    assert [e["action"] for e in paths.ledger_entries() if e["action"] == "restart"] == []
+    if watcher.alive():  # without API access: held today, `fail` once the policy has it
+        watcher.assert_stays_alive(1.0)
+        status = watcher.status()
+        found = [f for f in status["recent_findings"] if f["reason"] == "GpuUnreachable"]
+        assert [(f["severity"], f["source"]) for f in found] == [("fatal", "gpu/nvidia-smi")]
+        assert watcher.get("/healthz")[0] == 200
+    else:
+        assert watcher.wait_exit() != 88
+
+
 def test_a_hanging_nvidia_smi_is_killed_reported_and_the_watcher_stays_live(
     watcher: WatcherProcess, smi: FakeSmi
 ) -> None:
@@ -88,13 +114,17 @@ def test_a_hanging_nvidia_smi_is_killed_reported_and_the_watcher_stays_live(
     )
     failures = status["monitors"]["gpu"]["failures"]
     assert [f["problem"] for f in failures] == ["timed_out"]
+    assert status["monitors"]["gpu"]["up"] is False  # the source does not answer...
     assert "killed" in failures[0]["detail"]
     hung = smi.pids()[-1]
     wait_until(lambda: not alive(hung) or None, 5, "the hung nvidia-smi to be gone")
-    assert watcher.get("/healthz")[0] == 200
+    assert watcher.get("/healthz")[0] == 200  # ...and restarting the sidecar would not help
     assert watcher.status()["state"] == "watching"  # a warning: nothing is acted on
     smi.set("healthy")
-    watcher.wait_status(lambda s: s["monitors"]["gpu"]["failures"] == [], "a good poll again")
+    status = watcher.wait_status(
+        lambda s: s["monitors"]["gpu"]["failures"] == [], "a good poll again"
+    )
+    assert status["monitors"]["gpu"]["up"] is True
     watcher.assert_stays_alive(0.3)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from tests.gpu.fake_pynvml import FakeNvml, h100s
 from tests.waiting import until
 from watcher.clock import SystemClock
-from watcher.gpu.backend_nvml import NvmlBackend
+from watcher.gpu.backends.nvml import NvmlBackend
 from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolFailure, ToolProblem
 from watcher.gpu.monitor import MIN_GAP, GpuMonitor
 from watcher.gpu.select import OurGpus
@@ -109,11 +109,14 @@ async def test_a_backend_that_raises_is_a_tool_failure_and_polling_goes_on() -> 
     backend = ScriptedBackend()
     backend.error = RuntimeError("NVML went sideways")
     monitor = monitor_of(backend)
+    assert not monitor.up()  # no look yet
     async with running(monitor) as findings:
         await until(lambda: monitor.stats.polls >= 3)
         assert monitor.healthy() == (True, "fake: 0 GPUs, failing: failed")
+        assert not monitor.up() and monitor.status()["up"] is False
         backend.error = None
         await until(lambda: monitor.stats.polls >= 5)
+        assert monitor.up() and monitor.status()["up"] is True
     assert reasons(findings) == ["GpuToolFailed"]
     assert "RuntimeError: NVML went sideways" in findings[0].evidence[0]
     assert monitor.counters()["poll_failures"] >= 3
@@ -183,9 +186,9 @@ async def test_each_xid_event_is_a_finding_and_brings_a_poll_forward() -> None:
     seen = [(f.reason, f.severity, f.fault_class, f.gpu) for f in findings]
     first, second = GpuId(gpus[0].uuid, "0000:18:00").label(), f"{gpus[1].uuid} 0000:28:00"
     assert seen == [
-        ("Xid48", Severity.FATAL, FaultClass.HARDWARE, second),
-        ("Xid48", Severity.FATAL, FaultClass.HARDWARE, second),
-        ("Xid13", Severity.WARNING, FaultClass.APPLICATION, first),
+        ("XidUncorrectableMemoryError", Severity.FATAL, FaultClass.HARDWARE, second),
+        ("XidUncorrectableMemoryError", Severity.FATAL, FaultClass.HARDWARE, second),
+        ("XidApplicationFault", Severity.WARNING, FaultClass.APPLICATION, first),
     ]
     assert findings[0].source == "gpu/nvml"
     assert monitor.counters()["xid_events"] == 3

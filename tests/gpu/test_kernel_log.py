@@ -40,7 +40,6 @@ def test_lines_that_name_no_gpu(line: str) -> None:
     assert bus_id_named(line) is None
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no captures in {FIXTURES}")
 @pytest.mark.parametrize(
     ("capture", "bus_ids"),
     [

@@ -1,5 +1,6 @@
 """`pod-watcher replay --kind nvidia-smi|dcgm-metrics|dcgmi-health`: one file, one poll."""
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -18,7 +19,16 @@ from tests.gpu.samples import (
 )
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.replay import action_of, classify_once, replay_gpu, zero_baseline
+from watcher.gpu.replay import (
+    GpuReplayer,
+    UnreadableOutput,
+    action_of,
+    classify_once,
+    replay_gpu,
+    zero_baseline,
+)
+from watcher.replay import Replayer, write_hits
+from watcher.rules.packs import load_pack
 from watcher.types import Action, FaultClass, Severity
 
 GPU = GpuId(uuid="GPU-1", bus_id="0000:3b:00")
@@ -35,14 +45,18 @@ def reasons(*readings: GpuReading, failures: tuple[ToolFailure, ...] = ()) -> li
 def test_one_poll_counts_against_a_zero_baseline() -> None:
     assert reasons(GpuReading(GPU, ecc_uncorrected_volatile=0, xid=0, pcie_replays=120)) == []
     assert reasons(GpuReading(GPU, ecc_uncorrected_volatile=2)) == ["GpuUncorrectableEcc"]
-    assert reasons(GpuReading(GPU, xid=79)) == ["Xid79"]
-    assert reasons(GpuReading(GPU, xid=13)) == ["Xid13"]
+    assert reasons(GpuReading(GPU, xid=79)) == ["XidGpuFallenOffBus"]
+    assert reasons(GpuReading(GPU, xid=13)) == ["XidApplicationFault"]
     assert reasons(GpuReading(GPU, ecc_uncorrected_volatile=None, xid=None)) == []
 
 
 def test_conditions_and_tool_failures_fire_once() -> None:
     lost = GpuReading(GPU, lost=True, remapped_rows_pending=True)
     assert reasons(lost) == ["GpuLost", "GpuRowRemapPending"]
+    assert [f.severity for f in classify_once(Snapshot("nvml", (lost,)))] == [
+        Severity.FATAL,
+        Severity.WARNING,
+    ]
     failure = ToolFailure(ToolProblem.DRIVER_NOT_LOADED, "couldn't communicate")
     assert reasons(failures=(failure,)) == ["GpuDriverUnavailable"]
 
@@ -69,7 +83,28 @@ def test_replay_gpu_reads_a_file_with_lines(tmp_path: Path) -> None:
     (hit,) = replay_gpu(str(path), "nvidia-smi", DEFAULT_ACTIONS)
     assert hit.line == Q_BANNER.count("\n") + 1
     assert hit.finding.reason == "GpuRowRemapPending"
-    assert hit.text().startswith(f"{path}:{hit.line}: GpuRowRemapPending [fatal, hardware -> ")
+    assert hit.text().startswith(f"{path}:{hit.line}: GpuRowRemapPending [warning, hardware -> ")
+
+
+def test_one_loop_and_one_writer_serve_log_and_gpu_replay(tmp_path: Path) -> None:
+    dmesg = tmp_path / "dmesg.log"
+    dmesg.write_text("NVRM: Xid (PCI:0000:3b:00): 79, pid=1, name=python, GPU has fallen off\n")
+    smi = tmp_path / "smi.txt"
+    smi.write_text(Q_BANNER + q_block(dram_unc="4"))
+    log = Replayer(load_pack("xid"), DEFAULT_ACTIONS, max_line=1 << 20, chunk=1 << 20)
+    out = io.StringIO()
+    for replayer, path in ((log, dmesg), (GpuReplayer("nvidia-smi", DEFAULT_ACTIONS), smi)):
+        assert write_hits(replayer.replay(str(path)), "json", out) == (1, 1)
+    from_log, from_gpu = map(json.loads, out.getvalue().splitlines())
+    assert set(from_log) <= set(from_gpu) == RECORD_KEYS
+    assert (from_log["reason"], from_gpu["reason"]) == ("XidGpuFallenOffBus", "GpuUncorrectableEcc")
+    for replayer in (log, GpuReplayer("nvidia-smi", DEFAULT_ACTIONS)):
+        with pytest.raises(OSError):
+            list(replayer.replay(str(tmp_path / "missing")))
+    with pytest.raises(UnreadableOutput):
+        list(GpuReplayer("dcgm-metrics", DEFAULT_ACTIONS).replay(str(smi)))
+    with pytest.raises(ValueError, match="unknown GPU replay kind 'nvml'"):
+        GpuReplayer("nvml", DEFAULT_ACTIONS)
 
 
 def replay(tmp_path: Path, kind: str, *texts: str) -> subprocess.CompletedProcess[str]:
@@ -103,7 +138,7 @@ def test_cli_dcgm_metrics(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     found = [json.loads(line) for line in result.stdout.splitlines()]
     by_gpu = {(r["gpu"], r["reason"], r["severity"]) for r in found}
-    assert (f"{UUID1} 0000:9b:00", "Xid79", "fatal") in by_gpu
+    assert (f"{UUID1} 0000:9b:00", "XidGpuFallenOffBus", "fatal") in by_gpu
     assert (f"{UUID1} 0000:9b:00", "GpuUncorrectableEcc", "fatal") in by_gpu
     assert (f"{UUID1} 0000:9b:00", "GpuNodeRebootRequired", "fatal") in by_gpu
     assert (f"{UUID1} 0000:9b:00", "GpuRowRemapFailure", "fatal") in by_gpu

@@ -9,15 +9,16 @@ from typing import Any
 import pytest
 
 from tests.gpu.fake_pynvml import FakeNvml, h100s
+from tests.gpu.fake_smi import SCRIPT
 from watcher.clock import SystemClock
 from watcher.config.load import ConfigError, load_config
 from watcher.config.settings import WatcherSettings
-from watcher.gpu.backend_dcgm import DcgmBackend
-from watcher.gpu.backend_nvml import NvmlBackend
-from watcher.gpu.backend_smi import SmiBackend
-from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolProblem
+from watcher.gpu.backends.dcgm import DcgmBackend
+from watcher.gpu.backends.nvml import NvmlBackend
+from watcher.gpu.backends.smi import SmiBackend
+from watcher.gpu.backends.unavailable import Unavailable
 from watcher.gpu.monitor import GpuMonitor
-from watcher.gpu.select import OurGpus, choose, nvml_works, our_uuids
+from watcher.gpu.select import choose, evident_gpus, nvml_works
 from watcher.logs.files import OpenPolicy
 from watcher.monitors import build_monitors
 
@@ -40,27 +41,6 @@ def importer(module: object | None) -> Any:
 
 def which(found: dict[str, str]) -> Any:
     return found.get
-
-
-@pytest.mark.parametrize(
-    ("configured", "visible", "expected"),
-    [
-        ((A,), f"{B}", (A,)),
-        ((), f"{A},{B}", (A, B)),
-        ((), f" {A} , {B} ", (A, B)),
-        ((), "all", None),
-        ((), "void", None),
-        ((), "none", None),
-        ((), "0,1", None),
-        ((), "MIG-1234-5678", None),
-        ((), f"{A},0", None),
-        ((), "", None),
-    ],
-)
-def test_our_gpus_come_from_the_setting_then_nvidia_visible_devices(
-    configured: tuple[str, ...], visible: str, expected: tuple[str, ...] | None
-) -> None:
-    assert our_uuids(configured, {"NVIDIA_VISIBLE_DEVICES": visible}) == expected
 
 
 def test_gpu_uuids_is_a_comma_list_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,11 +99,61 @@ def test_auto_falls_back_to_nvidia_smi_and_says_why() -> None:
     assert choice.why == "nvidia-smi at /usr/bin/nvidia-smi (nvmlInit failed: Driver Not Loaded)"
 
 
-def test_auto_is_off_without_pynvml_and_nvidia_smi() -> None:
-    choice = choose(settings(), {}, import_module=importer(None), which=which({}))
+def no_devices() -> list[str]:
+    return []
+
+
+def test_auto_is_off_without_pynvml_and_nvidia_smi_on_a_pod_without_gpus(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    environ = {"NVIDIA_VISIBLE_DEVICES": "void"}
+    with caplog.at_level(logging.INFO, "watcher.gpu.select"):
+        choice = choose(
+            settings(), environ, import_module=importer(None), which=which({}), devices=no_devices
+        )
     assert choice.backend is None
     assert choice.why.startswith("off: pynvml does not import (No module named 'pynvml'")
     assert choice.why.endswith("and nvidia-smi is not on PATH")
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+
+
+@pytest.mark.parametrize(
+    ("values", "environ", "devices", "evidence"),
+    [
+        ({}, {"NVIDIA_VISIBLE_DEVICES": f"{A},{B}"}, [], f"NVIDIA_VISIBLE_DEVICES={A},{B}"),
+        ({}, {"NVIDIA_VISIBLE_DEVICES": "0,1"}, [], "NVIDIA_VISIBLE_DEVICES=0,1"),
+        ({}, {"NVIDIA_VISIBLE_DEVICES": "all"}, [], "NVIDIA_VISIBLE_DEVICES=all"),
+        (  # a DRA claim or CDI: the variable says void, the device nodes are there
+            {}, {"NVIDIA_VISIBLE_DEVICES": "void"}, ["/dev/nvidia0", "/dev/nvidia1"],
+            "/dev/nvidia0, /dev/nvidia1 in this container",
+        ),
+        ({"gpu_uuids": (A,)}, {}, [], f"WATCHER_GPU_UUIDS={A}"),
+        ({}, {"NVIDIA_VISIBLE_DEVICES": "void"}, [], None),
+        ({}, {"NVIDIA_VISIBLE_DEVICES": "none"}, [], None),
+        ({}, {}, [], None),
+    ],
+)  # fmt: skip
+def test_what_says_the_pod_has_gpus(
+    values: dict[str, Any], environ: dict[str, str], devices: list[str], evidence: str | None
+) -> None:
+    assert evident_gpus(settings(**values), environ, lambda: devices) == evidence
+
+
+def test_auto_finding_nothing_on_a_pod_with_gpus_is_a_warning_and_a_monitor_that_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, "watcher.gpu.select"):
+        choice = choose(
+            settings(),
+            {"NVIDIA_VISIBLE_DEVICES": A},
+            import_module=importer(None),
+            which=which({}),
+            devices=no_devices,
+        )
+    assert isinstance(choice.backend, Unavailable)
+    assert choice.why.endswith(f"although the Pod has GPUs (NVIDIA_VISIBLE_DEVICES={A})")
+    (record,) = caplog.records
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, f"gpu monitor: {choice.why}")
 
 
 def test_auto_uses_the_configured_nvidia_smi_name() -> None:
@@ -148,13 +178,13 @@ def test_a_hanging_nvml_init_does_not_hold_the_start() -> None:
 
 def test_explicit_backends() -> None:
     nothing = importer(None)
-    smi = choose(settings(gpu="nvidia-smi", nvidia_smi="/x/smi"), {}, import_module=nothing)
+    found = which({"/x/smi": "/x/smi"})
+    smi = choose(settings(gpu="nvidia-smi", nvidia_smi="/x/smi"), {}, which=found)
     assert isinstance(smi.backend, SmiBackend) and smi.backend.command == "/x/smi"
-    nvml = choose(settings(gpu="nvml"), {}, import_module=nothing)
-    assert nvml.backend is None and nvml.why.startswith("off: WATCHER_GPU=nvml but pynvml")
     nvml = choose(settings(gpu="nvml"), {}, import_module=importer(FakeNvml([])))
     assert isinstance(nvml.backend, NvmlBackend)
     assert choose(settings(gpu="off"), {}).backend is None
+    assert choose(settings(gpu="off"), {}, import_module=nothing).why == "off (WATCHER_GPU=off)"
     dcgm = choose(
         settings(gpu="dcgm", dcgm_exporter_url="http://10.0.0.7:9400/metrics", pod_name="p"),
         {"NVIDIA_VISIBLE_DEVICES": A},
@@ -165,12 +195,31 @@ def test_explicit_backends() -> None:
     assert dcgm.backend.dcgmi == "/usr/bin/dcgmi"
 
 
+def test_a_backend_asked_for_by_name_that_cannot_run_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match=r"WATCHER_GPU=nvml but pynvml does not import"):
+        choose(settings(gpu="nvml"), {}, import_module=importer(None))
+    no_library = FakeNvml(h100s(1))
+    no_library.init_error = 12
+    with pytest.raises(ConfigError, match=r"libnvidia-ml.so.1 is not in this container"):
+        choose(settings(gpu="nvml"), {}, import_module=importer(no_library))
+    with pytest.raises(ConfigError, match=r"WATCHER_NVIDIA_SMI=/x/smi is not found"):
+        choose(settings(gpu="nvidia-smi", nvidia_smi="/x/smi"), {}, which=which({}))
+
+
+def test_a_driver_that_does_not_answer_at_start_is_for_the_polls_to_report() -> None:
+    nvml = FakeNvml(h100s(1))
+    nvml.init_error = 9  # DriverNotLoaded: maybe lost, maybe later; not the configuration
+    choice = choose(settings(gpu="nvml"), {}, import_module=importer(nvml))
+    assert isinstance(choice.backend, NvmlBackend)
+
+
 def test_the_monitor_is_wired_only_when_a_backend_was_chosen(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("WATCHER_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("WATCHER_LOG_PATHS", str(tmp_path / "*.log"))
     monkeypatch.setenv("WATCHER_GPU", "nvidia-smi")
+    monkeypatch.setenv("WATCHER_NVIDIA_SMI", str(SCRIPT))
     monkeypatch.setenv("WATCHER_GPU_POLL_INTERVAL", "3")
     config = load_config()
     built = build_monitors(config, OpenPolicy(True, {}), SystemClock(), None, {})
@@ -180,82 +229,3 @@ def test_the_monitor_is_wired_only_when_a_backend_was_chosen(
     monkeypatch.setenv("WATCHER_GPU", "off")
     built = build_monitors(load_config(), OpenPolicy(True, {}), SystemClock(), None, {})
     assert not [m for m in built.all if isinstance(m, GpuMonitor)]
-
-
-def reading(uuid: str | None, bus: str, lost: bool = False) -> GpuReading:
-    return GpuReading(GpuId(uuid=uuid, bus_id=bus), lost=lost)
-
-
-def test_our_gpus_keeps_ours_and_drops_theirs() -> None:
-    ours = OurGpus((A,))
-    kept = ours.keep(Snapshot("s", (reading(A, "0000:18:00"), reading(B, "0000:2a:00"))))
-    assert [r.gpu.uuid for r in kept.readings] == [A]
-    assert kept.failures == ()
-    assert OurGpus(None).keep(Snapshot("s", (reading(B, "x"),))).readings[0].gpu.uuid == B
-
-
-def test_a_lost_gpu_known_only_by_bus_id_is_ours_if_its_bus_was() -> None:
-    ours = OurGpus((A,))
-    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), reading(B, "0000:2a:00"))))
-    lost_ours = ours.keep(Snapshot("s", (reading(None, "0000:18:00", lost=True),)))
-    assert [r.gpu.bus_id for r in lost_ours.readings] == ["0000:18:00"]
-    lost_theirs = ours.keep(
-        Snapshot("s", (reading(A, "0000:18:00"), reading(None, "0000:2a:00", lost=True)))
-    )
-    assert [r.gpu.uuid for r in lost_theirs.readings] == [A]
-
-
-def test_an_unknown_lost_gpu_is_kept_while_one_of_ours_is_missing() -> None:
-    ours = OurGpus((A, B))
-    kept = ours.keep(
-        Snapshot("s", (reading(A, "0000:18:00"), reading(None, "0000:2a:00", lost=True)))
-    )
-    assert [r.gpu.bus_id for r in kept.readings] == ["0000:18:00", "0000:2a:00"]
-    assert kept.failures == ()
-
-
-def test_a_gpu_of_ours_the_tool_does_not_list_is_reported() -> None:
-    kept = OurGpus((A, B)).keep(Snapshot("s", (reading(A, "0000:18:00"),)))
-    (failure,) = kept.failures
-    assert failure.problem is ToolProblem.NO_DEVICES
-    assert failure.detail == f"{B}: not among the GPUs s sees"
-
-
-def test_which_bus_ids_are_ours_once_every_one_of_ours_was_seen() -> None:
-    ours = OurGpus((A,))
-    assert ours.owns("0000:18:00") is None  # no poll yet
-    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), reading(B, "0000:2a:00"))))
-    assert ours.owns("00000000:18:00.0") is True  # nvidia-smi's spelling of the same GPU
-    assert ours.owns("0000:2a:00") is False
-    assert ours.owns("0000:9b:00") is False  # a GPU this container cannot even see
-    ours.keep(Snapshot("s", (reading(None, "0000:18:00", lost=True),)))
-    assert ours.owns("0000:18:00") is True  # lost since, still ours
-
-
-def test_while_one_of_ours_was_never_seen_no_bus_id_is_called_theirs() -> None:
-    ours = OurGpus((A, B))
-    ours.keep(Snapshot("s", (reading(A, "0000:18:00"),)))
-    assert ours.owns("0000:18:00") is True
-    assert ours.owns("0000:9b:00") is None
-
-
-def test_a_gpu_listed_without_a_bus_id_leaves_unknown_bus_ids_undecided() -> None:
-    ours = OurGpus(None)
-    ours.keep(Snapshot("s", (reading(A, "0000:18:00"),)))
-    assert (ours.owns("0000:18:00"), ours.owns("0000:9b:00")) == (True, False)
-    lost_by_index = GpuReading(GpuId(index=1), lost=True)
-    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), lost_by_index)))
-    assert ours.owns("0000:9b:00") is None
-    ours.keep(Snapshot("s", ()))  # a failed poll lists nothing
-    assert ours.owns("0000:9b:00") is None
-    assert ours.owns("0000:18:00") is True
-
-
-def test_an_xid_event_asks_about_its_gpu_without_teaching_what_the_polls_know() -> None:
-    ours = OurGpus((A,))
-    lost_by_index = GpuReading(GpuId(index=1), lost=True)
-    ours.keep(Snapshot("s", (reading(A, "0000:18:00"), lost_by_index)))
-    assert ours.owns("0000:9b:00") is None  # the lost GPU could be at that bus
-    assert ours.admits(GpuReading(GpuId(uuid=A, bus_id="0000:18:00"), xid=79)) is True
-    assert ours.admits(GpuReading(GpuId(uuid=B, bus_id="0000:2a:00"), xid=79)) is False
-    assert ours.owns("0000:9b:00") is None  # one event of ours says nothing of the others

@@ -1,7 +1,7 @@
 """What any GPU backend reads, in one shape: a reading per GPU, or a failure of the tool.
 
 Every backend (NVML, nvidia-smi CSV / -q / -q -x, dcgm-exporter metrics, dcgmi health)
-turns its output into these; `classify.py` alone decides what they mean. A field is
+turns its output into these; `classification/` alone decides what they mean. A field is
 None when the source does not say (unsupported, `[N/A]`, not in this format).
 """
 
@@ -89,6 +89,12 @@ class ToolProblem(StrEnum):
     GPU_LOST = "gpu_lost"
     """The tool itself says a GPU fell off the bus (nvidia-smi exit 15)."""
     NO_DEVICES = "no_devices"
+    """The tool sees no GPU at all (`No devices were found`), or NVML not this UUID."""
+    NOT_LISTED = "not_listed"
+    """The source answered, but does not list one of this Pod's GPUs (another Pod's series
+    on dcgm-exporter, a UUID missing from a poll that read others)."""
+    NO_BACKEND = "no_backend"
+    """No backend works here (`auto` found neither NVML nor nvidia-smi) on a Pod with GPUs."""
     TIMED_OUT = "timed_out"
     FAILED = "failed"
     """Anything else: an exit code or error we do not know, garbage output."""

@@ -5,22 +5,22 @@ poll is bounded, a backend exception becomes a FAILED tool failure, and the loop
 on. A broken GPU tool is a finding, never a dead monitor, so /healthz stays green
 (a liveness restart of the sidecar would not mend the GPU).
 
-Xid events (NVML) take their own path: each becomes a finding at once, through
-`xid_verdict`, and asks for an early poll. The classifier's rule for the last Xid
-("fire when it changed") suits DCGM's sticky gauge but would merge two equal Xids in
-a row, which are two faults.
+Xid events (NVML) take their own path: each becomes a finding at once, through the Xid
+catalog (`xids.xid_class`), and asks for an early poll. The classifier's rule for the last
+Xid ("fire when it changed") suits DCGM's sticky gauge but would merge two equal Xids in a
+row, which are two faults.
 """
 
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from watcher.clock import Clock
-from watcher.gpu.backend_nvml_events import OnEvent
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.backends import EventSource, GpuBackend
+from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
-from watcher.gpu.xids import xid_verdict
+from watcher.gpu.xids import xid_class, xid_message
 from watcher.monitor import Emit
 from watcher.timers import beat_after, loop_time, wait_until
 from watcher.types import Finding
@@ -33,34 +33,15 @@ CLOSE_TIMEOUT = 0.5
 """Deadline for the backend's clean-up when the monitor is cancelled."""
 
 
-class GpuBackend(Protocol):
-    name: str
-
-    async def poll(self) -> Snapshot:
-        """Read every GPU once; bounded in time, never raises for a sick GPU."""
-
-    async def close(self) -> None:
-        """Release what the backend holds (NVML, processes, sessions)."""
-
-    def status(self) -> dict[str, Any]:
-        """What only this backend knows, for /status (command, URL, events...)."""
-
-
 class SnapshotFilter(Protocol):
     def keep(self, snapshot: Snapshot) -> Snapshot:
-        """Only this Pod's GPUs in a poll (see `select.OurGpus`)."""
+        """Only this Pod's GPUs in a poll (see `ours.OurGpus`)."""
 
     def admits(self, reading: GpuReading) -> bool:
         """Whether an event's reading is about one of this Pod's GPUs."""
 
     def owns(self, bus_id: str) -> bool | None:
         """Whether the GPU at ``bus_id`` is this Pod's; None while it cannot tell."""
-
-
-@runtime_checkable
-class EventSource(Protocol):
-    def listen(self, on_event: OnEvent) -> None:
-        """Call ``on_event`` on the loop for each GPU event from now on."""
 
 
 @dataclass
@@ -96,7 +77,7 @@ class GpuMonitor:
         self._clock = clock
         self._keep = keep
         self._why = why
-        self._classifier = GpuClassifier()
+        self._classifier = GpuClassifier(live=True)
         self._wake = asyncio.Event()
         self._emit: Emit | None = None
         self._last_error: str | None = None
@@ -180,8 +161,16 @@ class GpuMonitor:
     def _ours(self, reading: GpuReading) -> bool:
         return self._keep is None or self._keep.admits(reading)
 
+    def up(self) -> bool:
+        """Whether the source answered at the last look: the last poll read a GPU (a lost
+        one included: the tool said so). False before the first poll, while every poll
+        fails, and when none of this Pod's GPUs is listed. Read by `watcher_monitor_up`."""
+        last = self.stats.last
+        return last is not None and bool(last.readings)
+
     def healthy(self) -> tuple[bool, str]:
-        """Always true: a failing GPU tool is reported as findings, not as a dead monitor."""
+        """Always true, even while `up()` is not: a failing GPU tool is reported as
+        findings, and a liveness restart of the sidecar would not mend it."""
         last = self.stats.last
         if last is None:
             return True, f"{self.backend.name}: first poll pending"
@@ -200,6 +189,7 @@ class GpuMonitor:
         return {
             "backend": self.backend.name,
             "why": self._why,
+            "up": self.up(),
             "interval_s": self._interval,
             "polls": stats.polls,
             "gpus": {label: _summary(r) for label, r in self.readings.items()},
@@ -223,14 +213,14 @@ class GpuMonitor:
 def xid_finding(source: str, reading: GpuReading, at: float) -> Finding:
     """One Xid event as a finding, worded as the classifier words a changed Xid."""
     xid = reading.xid or 0
-    severity, fault_class, meaning = xid_verdict(xid)
+    known = xid_class(xid)
     gpu = reading.gpu.label()
     return Finding(
         source=f"gpu/{source}",
-        reason=f"Xid{xid}",
-        severity=severity,
-        fault_class=fault_class,
-        message=f"{gpu}: Xid {xid}: {meaning}",
+        reason=known.reason,
+        severity=known.severity,
+        fault_class=known.fault_class,
+        message=f"{gpu}: {xid_message(xid)}",
         at=at,
         evidence=(f"{gpu}: NVML event Xid {xid}",),
         gpu=gpu,

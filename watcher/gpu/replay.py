@@ -15,16 +15,16 @@ Findings print in the same JSON shape as log replay, plus `gpu` and `source`; `l
 line of the GPU's block or row where the format has lines (null otherwise).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from watcher.gpu.classify import GpuClassifier
+from watcher.gpu.classification.classifier import GpuClassifier
+from watcher.gpu.formats.common import MAX_INPUT, Located, Text, unparsed
+from watcher.gpu.formats.dcgm_exporter import parse_exporter
+from watcher.gpu.formats.dcgmi import read_dcgmi
+from watcher.gpu.formats.smi import read_smi_any
 from watcher.gpu.model import GpuReading, Snapshot
-from watcher.gpu.parse_common import MAX_INPUT, Located, Text, unparsed
-from watcher.gpu.parse_dcgm import parse_exporter
-from watcher.gpu.parse_dcgmi import read_dcgmi
-from watcher.gpu.parse_smi import read_smi_any
 from watcher.policy.policy import configured_action
 from watcher.types import Action, FaultClass, Finding, Severity
 
@@ -90,19 +90,34 @@ def action_of(finding: Finding, actions: Mapping[FaultClass, Action]) -> Action:
     return configured_action(finding.severity, finding.fault_class, finding.action, actions)
 
 
+class GpuReplayer:
+    """Reads files as polls of one GPU tool; shaped like the log replay's `Replayer`, so
+    one loop, one writer (`watcher.replay.write_hits`) and one exit-code contract serve
+    both: `replay(path)` yields hits (each with `fatal`, `record()` and `text()`), and
+    raises OSError for a file it cannot read, UnreadableOutput (a ValueError) for one
+    that is not the tool's output."""
+
+    def __init__(self, kind: str, actions: Mapping[FaultClass, Action]) -> None:
+        if kind not in READERS:
+            raise ValueError(f"unknown GPU replay kind {kind!r}; known: {', '.join(KINDS)}")
+        self._read = READERS[kind]
+        self._actions = actions
+
+    def replay(self, path: str) -> Iterator[GpuHit]:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_INPUT + 1)
+        snapshot, lines = self._read(data)
+        why = unparsed(snapshot)
+        if why is not None:
+            raise UnreadableOutput(why)
+        for finding in classify_once(snapshot):
+            line = lines.get(finding.gpu) if finding.gpu else None
+            yield GpuHit(path, line, finding, action_of(finding, self._actions))
+
+
 def replay_gpu(path: str, kind: str, actions: Mapping[FaultClass, Action]) -> list[GpuHit]:
-    """The findings of one file. Raises OSError if it cannot be read, UnreadableOutput if
-    it is not the output of the tool ``kind`` names."""
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_INPUT + 1)
-    snapshot, lines = READERS[kind](data)
-    why = unparsed(snapshot)
-    if why is not None:
-        raise UnreadableOutput(why)
-    return [
-        GpuHit(path, lines.get(f.gpu) if f.gpu else None, f, action_of(f, actions))
-        for f in classify_once(snapshot)
-    ]
+    """The findings of one file (see `GpuReplayer.replay`)."""
+    return list(GpuReplayer(kind, actions).replay(path))
 
 
 def classify_once(snapshot: Snapshot, at: float = 0.0) -> list[Finding]:

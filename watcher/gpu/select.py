@@ -1,41 +1,53 @@
 """Which GPU backend runs, and which GPUs are this Pod's.
 
-`auto` takes NVML when the `pynvml` module imports and `nvmlInit` works, else
-`nvidia-smi` when the configured command is found, else nothing; the choice and the
-reason are logged in one line. Our GPUs: `WATCHER_GPU_UUIDS` if set, else
-`NVIDIA_VISIBLE_DEVICES` when it lists `GPU-` UUIDs (not `all`, `void`, indices or MIG
-devices), else every GPU the backend sees.
+A backend asked for by name must be able to run, or the configuration is wrong: exit 2
+with the reason (`ConfigError`), never a watcher that silently watches no GPU.
+`WATCHER_GPU=nvml` needs `pynvml` to import and `nvmlInit` not to say that the library
+is missing; `nvidia-smi` needs `WATCHER_NVIDIA_SMI` found. A driver that does not answer
+at start is not a configuration error: the polls report it.
+
+`auto` takes NVML when `pynvml` imports and `nvmlInit` works, else `nvidia-smi` when the
+configured command is found, else nothing. Nothing, while the Pod evidently has GPUs
+(`evident_gpus`), is a warning in the log, and the monitor runs anyway on a backend that
+says so at every poll (`/status`, `/metrics`, `up()` false). The choice and the reason
+are logged in one line. Our GPUs: see `watcher.gpu.ours`.
+
+Only the chosen backend is imported (with its parsers): a watcher polling nvidia-smi never
+loads NVML's binding or the Prometheus text parser, and none loads the offline-only
+parsers (`-q`, `-q -x`, the table).
 """
 
+import glob
 import importlib
 import logging
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import aiohttp
 
+from watcher.config.load import ConfigError
 from watcher.config.settings import WatcherSettings
-from watcher.gpu.backend_dcgm import DcgmBackend
-from watcher.gpu.backend_nvml import NvmlBackend
-from watcher.gpu.backend_smi import SmiBackend
-from watcher.gpu.model import (
-    GpuReading,
-    Snapshot,
-    ToolFailure,
-    ToolProblem,
-    normalize_bus_id,
-)
-from watcher.gpu.monitor import GpuBackend
-from watcher.gpu.parse_common import filter_snapshot
+from watcher.gpu.backends import GpuBackend
+from watcher.gpu.backends.unavailable import Unavailable
+from watcher.gpu.ours import OurGpus, our_uuids
+
+__all__ = ["Choice", "OurGpus", "choose", "evident_gpus", "nvml_works", "our_uuids"]
+"""`OurGpus` and `our_uuids` live in `watcher.gpu.ours`; the wiring takes them from here
+with the choice of backend."""
 
 log = logging.getLogger(__name__)
 
 Importer = Callable[[str], ModuleType]
 Which = Callable[[str], str | None]
+Devices = Callable[[], list[str]]
+LIBRARY_NOT_FOUND = 12
+"""NVML_ERROR_LIBRARY_NOT_FOUND: nvmlInit could not load libnvidia-ml.so.1."""
+NO_GPU_VALUES = frozenset({"", "void", "none"})
+"""NVIDIA_VISIBLE_DEVICES values that give a container no GPU (NVIDIA container toolkit)."""
 
 
 @dataclass(frozen=True)
@@ -45,15 +57,24 @@ class Choice:
     """One line: which backend and why (or why none)."""
 
 
-def our_uuids(configured: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...] | None:
-    """The UUIDs of this Pod's GPUs, or None: every GPU the backend sees."""
-    if configured:
-        return tuple(configured)
-    visible = [v.strip() for v in environ.get("NVIDIA_VISIBLE_DEVICES", "").split(",")]
-    visible = [v for v in visible if v]
-    if visible and all(v.upper().startswith("GPU-") for v in visible):
-        return tuple(visible)
-    return None
+def nvidia_devices() -> list[str]:
+    """The GPU device nodes in this container (`/dev/nvidia0`...)."""
+    return sorted(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def evident_gpus(
+    settings: WatcherSettings, environ: Mapping[str, str], devices: Devices = nvidia_devices
+) -> str | None:
+    """What says this Pod has GPUs, or None. A DRA claim (and any CDI injection) sets
+    NVIDIA_VISIBLE_DEVICES=void and adds the device nodes (NVIDIA/k8s-dra-driver-gpu,
+    cmd/gpu-kubelet-plugin/cdi.go), so the nodes count whatever that variable says."""
+    if settings.gpu_uuids:
+        return f"WATCHER_GPU_UUIDS={','.join(settings.gpu_uuids)}"
+    visible = environ.get("NVIDIA_VISIBLE_DEVICES", "").strip()
+    if visible.lower() not in NO_GPU_VALUES:
+        return f"NVIDIA_VISIBLE_DEVICES={visible}"
+    found = devices()
+    return f"{', '.join(found)} in this container" if found else None
 
 
 def choose(
@@ -63,12 +84,21 @@ def choose(
     *,
     import_module: Importer = importlib.import_module,
     which: Which = shutil.which,
+    devices: Devices = nvidia_devices,
 ) -> Choice:
-    """The backend for ``settings.gpu`` (None when off or unavailable), logged."""
+    """The backend for ``settings.gpu`` (None when off, or when `auto` finds nothing on a
+    Pod without GPUs), logged. Raises ConfigError when the named backend cannot run."""
     uuids = our_uuids(settings.gpu_uuids, environ)
     choice = _choose(settings, uuids, session, import_module, which)
+    if choice.backend is None and settings.gpu == "auto":
+        evidence = evident_gpus(settings, environ, devices)
+        if evidence is not None:
+            why = f"{choice.why}, although the Pod has GPUs ({evidence})"
+            choice = Choice(Unavailable(why), why)
     whose = f"GPUs {', '.join(uuids)}" if uuids else "every GPU it sees"
-    log.info("gpu monitor: %s", choice.why, extra={"fields": {"gpu": settings.gpu, "gpus": whose}})
+    level = logging.WARNING if isinstance(choice.backend, Unavailable) else logging.INFO
+    fields = {"gpu": settings.gpu, "gpus": whose}
+    log.log(level, "gpu monitor: %s", choice.why, extra={"fields": fields})
     return choice
 
 
@@ -83,14 +113,40 @@ def _choose(
     if settings.gpu == "off":
         return Choice(None, "off (WATCHER_GPU=off)")
     if settings.gpu == "nvidia-smi":
-        return Choice(SmiBackend(settings.nvidia_smi, timeout), "nvidia-smi (WATCHER_GPU)")
+        found = which(settings.nvidia_smi)
+        if found is None:
+            raise ConfigError([_smi_missing(settings.nvidia_smi)])
+        return Choice(_smi(found, timeout), f"nvidia-smi at {found} (WATCHER_GPU)")
     if settings.gpu == "dcgm":
         return Choice(_dcgm(settings, uuids, session, which), "dcgm (WATCHER_GPU)")
     module, problem = _import(import_module)
     if settings.gpu == "nvml":
-        backend = None if module is None else NvmlBackend(module, uuids, timeout)
-        return Choice(backend, f"off: WATCHER_GPU=nvml but {problem}" if problem else "nvml")
+        return Choice(_named_nvml(module, problem, uuids, timeout), "nvml (WATCHER_GPU)")
     return _auto(settings, uuids, module, problem, which)
+
+
+def _named_nvml(
+    module: ModuleType | None, problem: str, uuids: tuple[str, ...] | None, timeout: float
+) -> GpuBackend:
+    """NVML, asked for by name: it must import, and find its library."""
+    if module is None:
+        raise ConfigError([f"WATCHER_GPU=nvml but {problem}; or set WATCHER_GPU=nvidia-smi"])
+    failed, code = _try_init(module, timeout)
+    if code == LIBRARY_NOT_FOUND:
+        raise ConfigError(
+            [
+                f"WATCHER_GPU=nvml but {failed}: libnvidia-ml.so.1 is not in this container "
+                "(the NVIDIA container toolkit mounts it into a container given GPUs)"
+            ]
+        )
+    return _nvml(module, uuids, timeout)
+
+
+def _smi_missing(command: str) -> str:
+    return (
+        f"WATCHER_GPU=nvidia-smi but WATCHER_NVIDIA_SMI={command} is not found (not on PATH, "
+        "or not an executable file)"
+    )
 
 
 def _auto(
@@ -105,13 +161,25 @@ def _auto(
     if module is not None:
         failed = nvml_works(module, timeout)
         if failed is None:
-            backend = NvmlBackend(module, uuids, timeout)
+            backend = _nvml(module, uuids, timeout)
             return Choice(backend, "nvml: pynvml loads and nvmlInit works")
         problem = failed
     found = which(settings.nvidia_smi)
     if found is not None:
-        return Choice(SmiBackend(found, timeout), f"nvidia-smi at {found} ({problem})")
+        return Choice(_smi(found, timeout), f"nvidia-smi at {found} ({problem})")
     return Choice(None, f"off: {problem}, and {settings.nvidia_smi} is not on PATH")
+
+
+def _smi(command: str, timeout: float) -> GpuBackend:
+    from watcher.gpu.backends.smi import SmiBackend
+
+    return SmiBackend(command, timeout)
+
+
+def _nvml(module: ModuleType, uuids: tuple[str, ...] | None, timeout: float) -> GpuBackend:
+    from watcher.gpu.backends.nvml import NvmlBackend
+
+    return NvmlBackend(module, uuids, timeout)
 
 
 def _dcgm(
@@ -119,7 +187,9 @@ def _dcgm(
     uuids: tuple[str, ...] | None,
     session: aiohttp.ClientSession | None,
     which: Which,
-) -> DcgmBackend:
+) -> GpuBackend:
+    from watcher.gpu.backends.dcgm import DcgmBackend
+
     assert settings.dcgm_exporter_url is not None  # required by the settings for dcgm
     return DcgmBackend(
         settings.dcgm_exporter_url,
@@ -140,96 +210,22 @@ def _import(import_module: Importer) -> tuple[ModuleType | None, str]:
 
 def nvml_works(nvml: Any, timeout: float) -> str | None:
     """Try nvmlInit (then nvmlShutdown) in a daemon thread; None if it worked, else why."""
-    outcome: list[str | None] = []
+    return _try_init(nvml, timeout)[0]
+
+
+def _try_init(nvml: Any, timeout: float) -> tuple[str | None, int | None]:
+    """(None, None) if nvmlInit worked, else why and NVML's error code (None: no answer)."""
+    outcome: list[tuple[str | None, int | None]] = []
 
     def attempt() -> None:
         try:
             nvml.nvmlInit()
             nvml.nvmlShutdown()
-            outcome.append(None)
+            outcome.append((None, None))
         except nvml.NVMLError as exc:
-            outcome.append(f"nvmlInit failed: {exc}")
+            outcome.append((f"nvmlInit failed: {exc}", getattr(exc, "value", None)))
 
     thread = threading.Thread(target=attempt, name="nvml-probe", daemon=True)
     thread.start()
     thread.join(timeout)
-    return outcome[0] if outcome else f"nvmlInit did not return within {timeout:g}s"
-
-
-@dataclass
-class OurGpus:
-    """Keeps only this Pod's GPUs in each snapshot, says when one of them is missing, and
-    answers whether a PCI bus id (from a kernel Xid line) is one of ours.
-
-    A GPU that nvidia-smi cannot open is named by its bus id only: it is kept when that
-    bus id belonged to one of ours, or is unknown while one of ours is missing."""
-
-    uuids: tuple[str, ...] | None
-    _ours: dict[str, str] = field(default_factory=dict)
-    """UUID (lower case) -> bus id, for each of ours seen with both."""
-    _theirs: set[str] = field(default_factory=set)
-    _seen: set[str] = field(default_factory=set)
-    """Without UUIDs (every GPU we see is ours): the bus ids seen so far."""
-    _complete: bool = False
-    """The last poll named every GPU it listed by bus id, and all of ours were among them
-    (or seen before): a bus id we do not know is then another Pod's GPU."""
-
-    def keep(self, snapshot: Snapshot) -> Snapshot:
-        """A poll: learn which bus ids are ours from it, then keep only ours."""
-        if self.uuids is None:
-            self._seen |= {r.gpu.bus_id for r in snapshot.readings if r.gpu.bus_id}
-            self._complete = bool(snapshot.readings) and _all_named(snapshot)
-            return snapshot
-        wanted = {u.lower() for u in self.uuids}
-        self._learn(snapshot.readings, wanted)
-        self._complete = wanted <= set(self._ours) and _all_named(snapshot)
-        return self._filter(snapshot)
-
-    def admits(self, reading: GpuReading) -> bool:
-        """Whether an event's reading is about one of ours. Learns nothing: one event
-        does not say which GPUs a poll would list."""
-        if self.uuids is None:
-            return True
-        return bool(self._filter(Snapshot("event", (reading,))).readings)
-
-    def _filter(self, snapshot: Snapshot) -> Snapshot:
-        assert self.uuids is not None
-        seen = {r.gpu.uuid.lower() for r in snapshot.readings if r.gpu.uuid}
-        seen |= {f.gpu.uuid.lower() for f in snapshot.failures if f.gpu and f.gpu.uuid}
-        missing = sorted(u for u in self.uuids if u.lower() not in seen)
-        buses = set(self._ours.values())
-        if missing:
-            buses |= {b for b in _bus_only(snapshot.readings) if b not in self._theirs}
-        kept = filter_snapshot(snapshot, self.uuids, buses)
-        if missing and snapshot.readings and not _bus_only(kept.readings):
-            detail = f"{', '.join(missing)}: not among the GPUs {snapshot.source} sees"
-            note = ToolFailure(ToolProblem.NO_DEVICES, detail)
-            return Snapshot(kept.source, kept.readings, (*kept.failures, note))
-        return kept
-
-    def owns(self, bus_id: str) -> bool | None:
-        """True for one of ours; False for another Pod's GPU; None while we cannot tell
-        (no poll yet, one of ours never seen, a GPU listed without its bus id)."""
-        bus = normalize_bus_id(bus_id)
-        ours = self._seen if self.uuids is None else set(self._ours.values())
-        if bus in ours:
-            return True
-        return False if self._complete else None
-
-    def _learn(self, readings: Sequence[GpuReading], wanted: set[str]) -> None:
-        for reading in readings:
-            uuid, bus = reading.gpu.uuid, reading.gpu.bus_id
-            if uuid and bus:
-                if uuid.lower() in wanted:
-                    self._ours[uuid.lower()] = bus
-                else:
-                    self._theirs.add(bus)
-
-
-def _all_named(snapshot: Snapshot) -> bool:
-    """Every GPU the poll listed has a bus id (a GPU lost by index only has none)."""
-    return all(r.gpu.bus_id for r in snapshot.readings)
-
-
-def _bus_only(readings: Sequence[GpuReading]) -> set[str]:
-    return {r.gpu.bus_id for r in readings if r.gpu.bus_id and not r.gpu.uuid}
+    return outcome[0] if outcome else (f"nvmlInit did not return within {timeout:g}s", None)
