@@ -178,11 +178,6 @@ class GpuMonitor:
         detail = f"{len(last.readings)} GPUs" + (f", failing: {problems}" if problems else "")
         return True, f"{self.backend.name}: {detail}"
 
-    def up(self) -> bool:
-        """The last poll read at least one of this Pod's GPUs, and no tool failed."""
-        last = self.stats.last
-        return last is not None and bool(last.readings) and not last.failures
-
     def status(self) -> dict[str, Any]:
         stats, now = self.stats, self._clock.monotonic()
         last = stats.last
