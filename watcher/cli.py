@@ -68,7 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="watch until a fatal fault or SIGTERM (the default)")
-    commands.add_parser("check", help="validate the configuration and print it as JSON")
+    check = commands.add_parser(
+        "check",
+        help="validate the configuration and print it as JSON; with --pod, check manifests",
+    )
+    check.add_argument(
+        "--pod",
+        nargs="+",
+        metavar="FILE",
+        type=Path,
+        help="check the Pod specs in these manifests for the traps of in-place restarts "
+        "instead (exit 1 when one has a problem)",
+    )
+    check.add_argument("--container", default="pod-watcher", help="the watcher's container")
     rules = commands.add_parser("rules", help="list the effective rules")
     rules.add_argument("--format", choices=["text", "json"], default="text")
     replay = commands.add_parser(
@@ -92,6 +104,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "version":
         print(f"pod-watcher {__version__}")
         return exitcodes.CLEAN
+    if command == "check" and args.pod:
+        return _check_manifests(args.pod, args.container)
     if command in ("rules", "replay"):
         from watcher.offline import offline_command
 
@@ -107,6 +121,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(_effective(config), indent=2, default=str))
         return exitcodes.CLEAN
     return _run(config)
+
+
+def _check_manifests(files: list[Path], container: str) -> int:
+    from watcher.kube.manifest_check import ManifestError, check_files
+
+    try:
+        reports = check_files(files, container)
+    except ManifestError as exc:
+        print(f"pod-watcher: {exc}", file=sys.stderr)
+        return exitcodes.CONFIG_ERROR
+    for report in reports:
+        for problem in report.problems:
+            print(f"{report.where}: {problem.reason}: {problem.message}")
+    bad = sum(1 for report in reports if report.problems)
+    if not reports:
+        print("no Pod spec found", file=sys.stderr)
+        return exitcodes.CONFIG_ERROR
+    print(f"{len(reports) - bad} of {len(reports)} Pod specs are wired for in-place restarts")
+    return exitcodes.INTERNAL_ERROR if bad else exitcodes.CLEAN
 
 
 def _config_error(exc: ConfigError, *, leave_message: bool) -> int:

@@ -217,6 +217,7 @@ def _kube_monitor(
         restarted_at=restarted_at,
         verify_timeout=settings.verify_restart_timeout,
         events=events,
+        launcher_dir=None if settings.launcher_dir is None else str(settings.launcher_dir),
     )
 
 

@@ -87,7 +87,7 @@ def test_the_demo_listens_on_localhost_only_and_shows_no_lines_after_the_match(
         "WATCHER_CONFIG": "examples/local.yaml",
         "WATCHER_HTTP_PORT": "0",  # the file's 9188 may be taken on a shared machine
         "WATCHER_LOG_FORMAT": "json",  # for the harness, which reads JSON lines
-        "WATCHER_MAX_RESTARTS": "0",  # hold instead of exiting, to look at /status
+        "WATCHER_MAX_RESTARTS": "0",  # fail instead of exiting, to look at /status
     }
     watcher = WatcherProcess(env, cwd=demo).start()
     try:
@@ -96,14 +96,14 @@ def test_the_demo_listens_on_localhost_only_and_shows_no_lines_after_the_match(
         assert not connects("127.0.0.2", port)  # a 0.0.0.0 listener would accept this
         with (demo / "examples/logs/train.log").open("a", encoding="utf-8") as log:
             log.write(CUDA_CRASH)
-        status = watcher.wait_status(lambda s: bool(s["ledger"]), "the hold in /status")
+        status = watcher.wait_status(lambda s: bool(s["ledger"]), "the fail in /status")
     finally:
         watcher.close()
     matched = CUDA_CRASH.splitlines()[0]
     [finding] = status["recent_findings"]
     assert (finding["evidence"], finding["evidence_lines"]) == ([matched], 3)
     [entry] = status["ledger"]
-    assert (entry["action"], entry["evidence"], entry["evidence_lines"]) == ("hold", [matched], 3)
+    assert (entry["action"], entry["evidence"], entry["evidence_lines"]) == ("fail", [matched], 3)
     assert "CUDA_LAUNCH_BLOCKING" not in str(status)
     ledger = (demo / ".pod-watcher/state/ledger.jsonl").read_text("utf-8")
     assert "CUDA_LAUNCH_BLOCKING" in ledger  # the whole evidence stays in the state dir

@@ -195,3 +195,17 @@ def test_unknown_command_is_a_usage_error(paths: Paths) -> None:
     result = run(paths, "explode")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_probe_url_that_can_never_work_exits_2(paths: Paths, command: str) -> None:
+    """A typo'd port used to pass `check` and then restart the Pod until the budget was
+    spent; now it is refused at start, before anything is watched."""
+    probes = json.dumps([{"type": "http", "url": "http://127.0.0.1:99999/healthz"}])
+    result = run(paths, command, WATCHER_PROBES=probes)
+    assert_config_error(
+        result,
+        "WATCHER_PROBES=",
+        "an http probe needs a url like http://127.0.0.1:8080/healthz: "
+        "'http://127.0.0.1:99999/healthz' has a port outside 1..65535",
+    )

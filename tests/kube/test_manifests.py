@@ -28,6 +28,7 @@ from tests.kube.manifests import (
     validatable,
     walk,
 )
+from watcher.kube.pod_checks import check_pod
 from watcher.kube.wiring import check_wiring
 
 PODS = pod_specs()
@@ -96,6 +97,18 @@ def test_wiring(where: str, spec: Obj) -> None:
     name = env(watcher)["WATCHER_CONTAINER_NAME"]["value"]
     assert name == WATCHER
     assert check_wiring(spec, name, _exit_code(watcher)) == []
+    launcher = env(watcher)["WATCHER_LAUNCHER_DIR"]["value"]
+    assert check_pod(spec, name, _exit_code(watcher), launcher) == []
+
+
+def test_check_pod_passes_the_shipped_manifests() -> None:
+    files = [str(MANIFESTS / name) for name in ("pod.yaml", "job.yaml", "jobset.yaml")]
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "check", "--pod", *files],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "3 of 3 Pod specs are wired for in-place restarts"
 
 
 def _first_matching_action(container_spec: Obj, code: int) -> str | None:
@@ -181,10 +194,16 @@ def test_env_and_volumes_fit_together(where: str, spec: Obj) -> None:
     state = variables["WATCHER_STATE_DIR"]["value"]
     mount, volume = _volume_at(spec, watcher, state + "/ledger.jsonl")
     assert "emptyDir" in volume and not mount.get("readOnly", False)
-    for pattern in variables["WATCHER_LOG_PATHS"]["value"].split(","):
-        mount, volume = _volume_at(spec, watcher, pattern)
-        shared = [m for m in trainer["volumeMounts"] if m["name"] == volume["name"]]
-        assert "emptyDir" in volume and shared and not shared[0].get("readOnly", False)
+    assert volume["emptyDir"]["sizeLimit"] == "16Mi"
+    assert volume["name"] not in {m["name"] for m in trainer["volumeMounts"]}, "budget tamper"
+    launcher = variables["WATCHER_LAUNCHER_DIR"]["value"]
+    assert "WATCHER_LOG_PATHS" not in variables  # the launcher brings the workload's output
+    mount, volume = _volume_at(spec, watcher, launcher + "/launch")
+    shared = _volume_at(spec, trainer, launcher + "/launch")
+    assert shared == (mount, volume) and not mount.get("readOnly", False)
+    assert volume["emptyDir"]["sizeLimit"] == "96Mi"  # 3 x 16 MiB of output, and room
+    assert trainer["command"][:3] == ["python3", launcher + "/launch", "--"]
+    assert "env" not in trainer, "no PYTHONUNBUFFERED or anything else to set by hand"
     config = Path(variables["WATCHER_CONFIG"]["value"])
     _, volume = _volume_at(spec, watcher, str(config))
     configmaps = {c["metadata"]["name"]: c for c in of_kind("ConfigMap")}
@@ -231,7 +250,7 @@ def test_rbac_is_exactly_what_the_watcher_needs() -> None:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert granted == {
         ("", "events"): {"create", "patch"},
-        ("", "pods"): {"get"},
+        ("", "pods"): {"get", "patch"},
         ("", "pods/eviction"): {"create"},
     }
     assert of_kind("ClusterRole") == [] and of_kind("ClusterRoleBinding") == []
@@ -265,7 +284,7 @@ def _watcher_env(tmp_path: Path) -> dict[str, str]:
     config.write_text(configmap["data"][config.name], "utf-8")
     return found | {
         "WATCHER_CONFIG": str(config),
-        "WATCHER_LOG_PATHS": str(tmp_path / "logs" / "*.log"),
+        "WATCHER_LAUNCHER_DIR": str(tmp_path / "pod-watcher"),
         "WATCHER_STATE_DIR": str(tmp_path / "state"),
         "WATCHER_TERMINATION_LOG": "",
     }
@@ -293,4 +312,4 @@ def test_the_watcher_s_environment_and_configmap_pass_check(tmp_path: Path) -> N
     rules = {rule["reason"]: rule for rule in effective["rules"]}
     assert rules["CheckpointWriteFailed"]["pack"] is None
     assert "retryable_errors=" in rules["NcclError"]["exclude"]
-    assert [p["reason"] for p in settings["probes"]] == ["TrainerUnhealthy"]
+    assert settings["probes"] == []  # no probe of an endpoint most trainers do not serve

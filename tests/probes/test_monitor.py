@@ -69,10 +69,11 @@ async def test_threshold_of_failures_makes_exactly_one_finding(
     target: Target, session: aiohttp.ClientSession
 ) -> None:
     target.answer(500)
+    target.then(200)  # it worked once: from now on a run of failures is a fault
     spec = http(target, name="trainer", failureThreshold=3)
     async with probing(session, spec) as run:
         await run.until(lambda: run.findings)
-        await run.until(lambda: len(target.requests) >= 10)
+        await run.until(lambda: len(target.requests) >= 11)
         assert len(run.findings) == 1, run.findings
         status = run.status()
     finding = run.findings[0]
@@ -82,12 +83,31 @@ async def test_threshold_of_failures_makes_exactly_one_finding(
     assert finding.message == "trainer failed 3 times in a row (failureThreshold 3, every 0.05s)"
     assert len(finding.evidence) == 3
     assert all(e.startswith("unexpected status 500") for e in finding.evidence)
-    third, fourth = target.requests[2].at, target.requests[3].at
+    third, fourth = target.requests[3].at, target.requests[4].at
     assert third <= finding.at <= fourth, "reported on the third failure"
-    assert third - target.requests[0].at < 2 * PERIOD + 0.05, "checks every period"
+    assert third - target.requests[1].at < 2 * PERIOD + 0.05, "checks every period"
     assert status["reported"] is True
     assert status["failures_in_a_row"] >= 10
     assert status["time_left_s"] is None
+
+
+async def test_a_probe_that_never_succeeded_only_warns(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A typo (a wrong port, an endpoint the trainer does not serve) never restarts the Pod:
+    until the first success, a run of failures is a warning, once per run."""
+    target.answer(404)
+    async with probing(session, http(target, name="trainer", failureThreshold=2)) as run:
+        await run.until(lambda: len(target.requests) >= 6)
+        [warning] = run.findings
+        target.answer(200)
+        await run.until(lambda: run.status()["ok"] is True)
+        target.answer(503)
+        await run.until(lambda: len(run.findings) == 2)
+    assert (warning.reason, warning.severity) == ("ProbeNeverSucceeded", Severity.WARNING)
+    assert "has never succeeded" in warning.message
+    fault = run.findings[1]
+    assert (fault.reason, fault.severity) == ("ProbeFailed", Severity.FATAL)
 
 
 async def test_one_success_resets_the_count(target: Target, session: aiohttp.ClientSession) -> None:

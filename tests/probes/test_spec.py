@@ -19,6 +19,16 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"type": "http"}, "an http probe needs a url like http://127.0.0.1:8080/healthz"),
     ({"type": "http", "url": "127.0.0.1:8080/healthz"}, "an http probe needs a url"),
     ({"type": "http", "url": "ftp://host/x"}, "an http probe needs a url"),
+    (
+        {"type": "http", "url": "http://127.0.0.1:99999/healthz"},
+        "'http://127.0.0.1:99999/healthz' has a port outside 1..65535",
+    ),
+    ({"type": "http", "url": "http://127.0.0.1:0/x"}, "has a port outside 1..65535"),
+    ({"type": "http", "url": "http://:8080/x"}, "has no host"),
+    (
+        {"type": "http", "url": "http://127.0.0.1:8080/", "headers": {"X": "a\r\nEvil: 1"}},
+        "a name and a value on one line",
+    ),
     ({"type": "tcp", "host": "127.0.0.1"}, "a tcp probe needs a host and a port"),
     ({"type": "tcp", "port": 29500}, "a tcp probe needs a host and a port"),
     ({**TCP, "port": 0}, "greater than or equal to 1"),

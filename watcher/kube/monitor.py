@@ -18,7 +18,8 @@ from typing import Any
 from watcher.clock import Clock
 from watcher.kube.client import ApiError, KubeApi
 from watcher.kube.events import EventPoster
-from watcher.kube.wiring import WiringProblem, check_wiring
+from watcher.kube.pod_checks import check_pod
+from watcher.kube.wiring import WiringProblem
 from watcher.monitor import Emit
 from watcher.types import Action, FaultClass, Finding, Severity
 
@@ -43,6 +44,7 @@ class KubeMonitor:
         restarted_at: float | None,
         verify_timeout: float,
         events: EventPoster | None = None,
+        launcher_dir: str | None = None,
     ) -> None:
         self._api = api
         self._clock = clock
@@ -51,6 +53,7 @@ class KubeMonitor:
         self._restarted_at = restarted_at
         self._verify_timeout = verify_timeout
         self._events = events
+        self._launcher_dir = launcher_dir
         self.ready = asyncio.Event()
         self.pod: dict[str, Any] | None = None
         self.problems: list[WiringProblem] = []
@@ -69,7 +72,8 @@ class KubeMonitor:
         self._answered = True
         if self._events is not None:
             self._events.pod_uid = (self.pod.get("metadata") or {}).get("uid")
-        self.problems = check_wiring(self.pod.get("spec", {}), self._container, self._exit_code)
+        spec = self.pod.get("spec", {})
+        self.problems = check_pod(spec, self._container, self._exit_code, self._launcher_dir)
         for problem in self.problems:
             emit(self._finding(problem.reason, problem.message, Severity.WARNING))
         self.ready.set()

@@ -3,7 +3,9 @@
 After ``initialDelaySeconds``, a check every ``periodSeconds``, each bounded by
 ``timeoutSeconds``. ``failureThreshold`` failures in a row make one finding; the probe
 is healthy again after ``successThreshold`` successes in a row, and may then report
-the next run of failures.
+the next run of failures. Until a probe has succeeded once, its finding is a warning
+(`ProbeNeverSucceeded`): a probe that can never work (a wrong port, an endpoint the
+trainer does not serve) must not restart the Pod in place until the budget is spent.
 
 Checks after the first sit on the period's beats (`watcher.timers`), so probes with the
 same period, and the other periodic timers, share one wake-up. The second check
@@ -41,6 +43,11 @@ class ProbeState:
     """Details of the current run of failures, latest last."""
     checks: int = 0
     failed: int = 0
+    ever_succeeded: bool = False
+    """Until it has, failures are warnings: a typo in the URL must not restart the Pod."""
+
+
+NEVER_SUCCEEDED = "ProbeNeverSucceeded"
 
 
 class ProbeMonitor:
@@ -80,6 +87,7 @@ class ProbeMonitor:
         state.checks += 1
         if result.ok:
             state.last_success_at = now
+            state.ever_succeeded = True
             state.successes += 1
             if state.successes >= spec.success_threshold:
                 state.failures, state.reported, state.history = 0, False, []
@@ -99,10 +107,17 @@ class ProbeMonitor:
             f"{spec.label} failed {state.failures} times in a row "
             f"(failureThreshold {spec.failure_threshold}, every {spec.period:g}s)"
         )
+        reason, severity = spec.reason, Severity.FATAL
+        if not state.ever_succeeded:
+            reason, severity = NEVER_SUCCEEDED, Severity.WARNING
+            message += (
+                " and has never succeeded: a wrong URL or port, or a workload that does not "
+                "serve it (yet)? A warning, not a restart, until it has succeeded once"
+            )
         return Finding(
             source=self.name,
-            reason=spec.reason,
-            severity=Severity.FATAL,
+            reason=reason,
+            severity=severity,
             fault_class=spec.fault_class,
             message=message,
             at=now,

@@ -73,14 +73,20 @@ class ProbeSpec(BaseModel):
     @model_validator(mode="after")
     def _target(self) -> Self:
         if self.type == "http":
-            parts = urlsplit(self.url or "")
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("an http probe needs a url like http://127.0.0.1:8080/healthz")
+            _check_url(self.url or "")
         elif not self.host or self.port is None:
             raise ValueError("a tcp probe needs a host and a port")
         if self.timeout > self.period:
             raise ValueError("timeoutSeconds must not exceed periodSeconds")
         return self
+
+    @field_validator("headers")
+    @classmethod
+    def _one_line_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if any(c in name + text for c in "\r\n\0") or not name.strip():
+                raise ValueError(f"header {name!r}: a name and a value on one line, please")
+        return value
 
     @property
     def label(self) -> str:
@@ -90,3 +96,20 @@ class ProbeSpec(BaseModel):
 
     def accepts(self, status: int) -> bool:
         return status in self.expected_status if self.expected_status else 200 <= status < 400
+
+
+def _check_url(url: str) -> None:
+    """A URL a check can ever reach: http(s), a host, a port in 1..65535. A typo here
+    would fail every check, so it is a configuration error, not a runtime finding."""
+    needs = "an http probe needs a url like http://127.0.0.1:8080/healthz"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{needs}: {url!r} has no http or https scheme")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{needs}: {url!r} has a port outside 1..65535") from None
+    if not parts.hostname:
+        raise ValueError(f"{needs}: {url!r} has no host")
+    if port == 0:
+        raise ValueError(f"{needs}: {url!r} has a port outside 1..65535")
