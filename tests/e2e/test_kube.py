@@ -3,44 +3,22 @@ Events, eviction, the wiring check, restart verification, and a sick API server.
 
 import copy
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Spawn
+from tests.e2e.conftest import Spawn, launched_from
 from tests.e2e.process import wait_until
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.kube.api_answers import Mode
-from tests.kube.fake_api import ThreadedFakeApi, write_kubeconfig
+from tests.kube.fake_api import ThreadedFakeApi
 from tests.kube.manifests import TRAINER, WATCHER, running_pod
 
 XID_79 = (
     "[ 8123.456789] NVRM: Xid (PCI:0000:4f:00): 79, pid=48213, name=python, "
     "GPU has fallen off the bus."
 )
-
-
-@pytest.fixture
-def api() -> Iterator[ThreadedFakeApi]:
-    with ThreadedFakeApi() as fake:
-        yield fake
-        assert fake.api.errors == [], "the watcher sent something the API schemas reject"
-
-
-@pytest.fixture
-def kube_env(api: ThreadedFakeApi, tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "kubeconfig"
-    write_kubeconfig(config, api.url, "fake-token")
-    return {
-        "KUBECONFIG": str(config),
-        "WATCHER_POD_NAME": TRAINER,
-        "WATCHER_POD_NAMESPACE": "default",
-        "WATCHER_CONTAINER_NAME": WATCHER,
-        "WATCHER_API_TIMEOUT": "1",
-    }
 
 
 def reasons(api: ThreadedFakeApi) -> list[str]:
@@ -117,21 +95,32 @@ def test_hardware_fault_evicts_the_pod_and_does_not_exit(
 
 
 @pytest.mark.slow
-def test_refused_eviction_holds_without_the_launcher_and_says_why(
+def test_a_refused_eviction_fails_the_pod_and_says_why(
     paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
 ) -> None:
-    """The policy decides what a refused eviction leads to: fail, which needs the launcher,
-    so this watcher (no launcher) holds, and says both."""
+    """The policy decides what a refused eviction leads to: fail (with the launcher)."""
     api.api.set_mode("eviction", Mode.TOO_MANY)
     watcher = spawn(**kube_env)
     watcher.wait_ready()
     append(paths.log, XID_79 + "\n")
-    status = watcher.wait_status(lambda s: s["state"] == "holding", "holding")
-    assert "EvictionRefused: the API refused: evict own Pod: 429" in status["holding"]
-    assert "failing the Pod needs the launcher (WATCHER_LAUNCHER_DIR): holding" in status["holding"]
-    wait_until(lambda: "WatcherHolding" in reasons(api) or None, 5, "the hold Event")
-    assert reasons(api) == ["EvictingPod", "WatcherHolding"]
+    status = watcher.wait_status(lambda s: s["state"] == "failing", "failing")
+    assert "EvictionRefused: the API refused: evict own Pod: 429" in status["stopped_acting"]
+    wait_until(lambda: "FailingPod" in reasons(api) or None, 5, "the fail Event")
+    assert reasons(api) == ["EvictingPod", "FailingPod"]
     watcher.assert_stays_alive(0.5)
+
+
+def test_a_refused_eviction_holds_without_the_launcher(
+    paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
+) -> None:
+    api.api.set_mode("eviction", Mode.TOO_MANY)
+    api.api.set_pod(running_pod(TRAINER, "default"))
+    env = {k: v for k, v in kube_env.items() if k != "WATCHER_LAUNCHER_DIR"}
+    watcher = spawn(**env)
+    watcher.wait_ready()
+    append(paths.log, XID_79 + "\n")
+    status = watcher.wait_status(lambda s: s["state"] == "holding", "holding")
+    assert "failing the Pod needs the launcher (WATCHER_LAUNCHER_DIR): holding" in status["holding"]
 
 
 @pytest.mark.slow
@@ -152,7 +141,7 @@ def test_miswired_pod_is_reported_at_start(
     case: tuple[dict[str, Any] | None, str],
 ) -> None:
     rule, reason = case
-    api.api.set_pod(without_rule(running_pod(), rule))
+    api.api.set_pod(launched_from(without_rule(running_pod(), rule), kube_env))
     watcher = spawn(**kube_env)
     watcher.wait_ready()
     problems = watcher.status()["monitors"]["kubernetes"]["wiring_problems"]
@@ -173,7 +162,7 @@ def test_restart_that_left_the_trainer_running_is_caught_and_evicted(
     long_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for status in pod["status"]["containerStatuses"]:
         status["state"] = {"running": {"startedAt": long_ago}}
-    api.api.set_pod(pod)
+    api.api.set_pod(launched_from(pod, kube_env))
     second = spawn(**kube_env)
     second.wait_ready()
     wait_until(lambda: api.api.evictions or None, 10, "the fallback eviction", second.describe)
@@ -187,7 +176,7 @@ def test_a_restart_that_worked_is_verified(
     paths: Paths, spawn: Spawn, api: ThreadedFakeApi, kube_env: dict[str, str]
 ) -> None:
     restart_once(spawn, paths, kube_env)
-    api.api.set_pod(running_pod(restarts=1))  # every container started after the exit
+    api.api.set_pod(launched_from(running_pod(restarts=1), kube_env))  # all started after the exit
     second = spawn(**kube_env)
     second.wait_ready()
     second.wait_status(

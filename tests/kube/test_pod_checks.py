@@ -75,6 +75,10 @@ def test_a_restart_rule_beside_the_launcher_has_no_brake() -> None:
     assert "exit codes [1, 134, 137, 139]" in problem.message
 
 
+def test_a_launcher_the_watcher_does_not_know_of_is_named() -> None:
+    assert reasons(pod(trainer(LAUNCHED)), launcher=None) == ["LauncherNotConfigured"]
+
+
 def test_the_launcher_directory_must_be_shared() -> None:
     other = trainer(LAUNCHED, volumeMounts=[{"name": "scratch", "mountPath": "/pod-watcher"}])
     assert reasons(pod(other)) == ["LauncherNotShared"]

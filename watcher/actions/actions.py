@@ -12,6 +12,7 @@ it goes back to the policy as a finding (`Outcome.setback`).
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -30,6 +31,8 @@ from watcher.workload.shared import SharedDir
 
 log = logging.getLogger(__name__)
 
+TAKE_BACK_TIMEOUT = 0.5
+"""Seconds to record that a restart will not happen after all (a SIGTERM came first)."""
 RESTART_WAIT_MARGIN = 15.0
 """Seconds a launcher told "restart" waits beyond the back-off and the last words."""
 
@@ -122,8 +125,30 @@ class Actions:
         if decision.verdict is None:
             steps.append(self._verdict(replace(decision, verdict="restart"), self._left(deadline)))
         steps += self._files(decision, entry, deadline, cursors=True)
-        await self._together(steps, deadline)
+        try:
+            await self._together(steps, deadline)
+        except asyncio.CancelledError:  # SIGTERM during the last words: no restart after all
+            await self._taken_back(decision, entry)
+            raise
         return Outcome(exit_code=self._config.restart_exit_code)
+
+    async def _taken_back(self, decision: Decision, entry: LedgerEntry) -> None:
+        """The restart recorded a moment ago will not happen: say so in the ledger (the
+        budget leaves it out) and in the termination message, within TAKE_BACK_TIMEOUT."""
+        why = "stopped (SIGTERM) during the last words, before the exit: no restart"
+        log.warning("%s: %s", why, decision.explanation)
+        undo = LedgerEntry("not_taken", entry.reason, self._clock.wall(), why,
+                           details={"ref": entry.id})  # fmt: skip
+        path = self._config.termination_log
+        message = f"pod-watcher: {why}\nwas: {decision.explanation}\n"
+
+        def write() -> None:
+            self._ledger.append(undo)
+            if path is not None:
+                write_termination_log(path, message)
+
+        with contextlib.suppress(OSError, TimeoutError):
+            await call_with_deadline(write, TAKE_BACK_TIMEOUT, "last-words-take-back")
 
     async def _first_record(self, entry: LedgerEntry, deadline: float) -> Finding | None:
         """Append the restart to the ledger, or say why it was not taken."""

@@ -75,6 +75,15 @@ def _workload_problems(
         ]
     if launched:
         return _shared_problems(spec, str(launcher_dir), watcher)
+    if launcher_dir is None and _runs_a_launcher(spec):
+        return [
+            WiringProblem(
+                "LauncherNotConfigured",
+                f"{name!r} runs a launcher, but the watcher has no WATCHER_LAUNCHER_DIR: "
+                "nobody installs it, and nobody answers its exits; set WATCHER_LAUNCHER_DIR "
+                "to the directory it runs from",
+            )
+        ]
     if policy != "Never" or len(covered) == len(FAILURES):
         return []
     how = f"python3 {launcher_dir or '/pod-watcher'}/{LAUNCH} -- <command>"
@@ -109,6 +118,11 @@ def _runs_launcher(spec: Mapping[str, Any], launcher_dir: str) -> bool:
     argv = [*spec.get("command", ()), *spec.get("args", ())]
     target = f"{launcher_dir.rstrip('/')}/{LAUNCH}"
     return target in argv[:2]
+
+
+def _runs_a_launcher(spec: Mapping[str, Any]) -> bool:
+    argv = [*spec.get("command", ()), *spec.get("args", ())]
+    return any(str(part).endswith(f"/{LAUNCH}") for part in argv[:2])
 
 
 def _restarts_all_on(spec: Mapping[str, Any], code: int) -> bool:
