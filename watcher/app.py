@@ -20,7 +20,9 @@ from watcher.monitor import Monitor
 from watcher.policy.budget import in_window, restarts
 from watcher.policy.policy import Policy
 from watcher.reporting.board import StatusBoard, shown
+from watcher.reporting.decision_log import DecisionLog
 from watcher.reporting.metrics import Metrics
+from watcher.reporting.reporters import Reporter, Reporters
 from watcher.state.ledger import Ledger
 from watcher.types import Finding
 
@@ -54,6 +56,7 @@ class Watcher:
         start_info: dict[str, Any],
         cursors_moved: asyncio.Event | None = None,
         on_exit: OnExit | None = None,
+        reporters: Sequence[Reporter] = (),
     ) -> None:
         self.monitors = list(monitors)
         self.policy = policy
@@ -61,12 +64,17 @@ class Watcher:
         self.ledger = ledger
         self.board = board
         self.clock = clock
+        self.reporters = Reporters([DecisionLog(clock), board])
         self.metrics = Metrics(
             self.monitors,
             self.ledger,
             self.restarts_in_window,
             lambda: self.policy.holding is not None,
+            reporter_failures=self.reporters.failure_counts,
         )
+        self.reporters.add(self.metrics)
+        for reporter in reporters:
+            self.reporters.add(reporter)
         self._queue: asyncio.Queue[Finding] = asyncio.Queue(maxsize=queue_size)
         self._save_cursors = save_cursors
         self._cursors_moved = cursors_moved
@@ -128,8 +136,7 @@ class Watcher:
             finding: Finding | None = await self._queue.get()
             while finding is not None:
                 decision = self.policy.decide(finding)
-                self.metrics.decision(decision)
-                self.board.decision(decision)
+                self.reporters.decision(decision)
                 outcome = await self.actions.carry_out(decision)
                 if outcome.exit_code is not None:
                     if self._on_exit is not None:
@@ -140,8 +147,7 @@ class Watcher:
                     self._report_finding(finding)
 
     def _report_finding(self, finding: Finding) -> None:
-        self.metrics.finding(finding)
-        self.board.finding(finding)
+        self.reporters.finding(finding)
 
     async def _save_periodically(self, moved: asyncio.Event) -> None:
         """Save the cursors at most every CURSOR_SAVE_INTERVAL seconds, and only after
@@ -163,7 +169,6 @@ class Watcher:
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=STOP_TIMEOUT)
-        await self.actions.close()
 
     def _decided_exit(self) -> bool:
         consumer = next((t for t in self._tasks if t.get_name() == "policy"), None)

@@ -15,13 +15,14 @@ import aiohttp
 
 from watcher import __version__, exitcodes
 from watcher.actions.actions import ActionConfig, Actions
-from watcher.actions.announce import Announcer
+from watcher.actions.annotate import Annotator
 from watcher.app import OnExit, Watcher
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.config.load import Config, ConfigError
 from watcher.config.settings import WatcherSettings
 from watcher.kube.client import KubeApi
+from watcher.kube.event_reporter import EventReporter
 from watcher.kube.events import EventPoster
 from watcher.kube.monitor import KubeMonitor
 from watcher.kube.setup import open_api
@@ -127,11 +128,14 @@ def build_watcher(
     if shared is not None:
         monitors.all.append(_workload_monitor(settings, shared, clock, monitors.log))
     log_monitor = monitors.log
-    events = None if api is None else EventPoster(api, clock, settings.container_name, None)
+    events = None
+    if api is not None:
+        poster = EventPoster(api, clock, settings.container_name)
+        events = EventReporter(poster, settings.restart_exit_code)
     if api is not None:
         last = requested_restart(ledger) if plan.mode == "after_restart" else None
         restarted_at = None if last is None else last.time
-        monitors.all.append(_kube_monitor(settings, api, clock, restarted_at, events))
+        monitors.all.append(_kube_monitor(settings, api, clock, restarted_at))
 
     def save_cursors() -> Callable[[], object]:
         files = log_monitor.cursors() if log_monitor is not None else {}
@@ -148,9 +152,8 @@ def build_watcher(
         ledger=ledger,
         clock=clock,
         save_cursors=save_cursors,
-        announcer=Announcer(
-            settings.restart_exit_code, events, None if api is None else api.annotate
-        ),
+        annotator=Annotator(None if api is None else api.annotate),
+        events=None if events is None else events.drain,
         evict=None if api is None else api.evict,
         launcher=shared,
     )
@@ -172,6 +175,7 @@ def build_watcher(
         start_info={"mode": plan.mode, "rules": len(config.rules), "version": __version__},
         cursors_moved=None if log_monitor is None else log_monitor.moved,
         on_exit=on_exit,
+        reporters=() if events is None else (events,),
     )
     return watcher, save_cursors
 
@@ -207,7 +211,6 @@ def _kube_monitor(
     api: KubeApi,
     clock: Clock,
     restarted_at: float | None,
-    events: EventPoster | None,
 ) -> KubeMonitor:
     return KubeMonitor(
         api,
@@ -216,7 +219,6 @@ def _kube_monitor(
         exit_code=settings.restart_exit_code,
         restarted_at=restarted_at,
         verify_timeout=settings.verify_restart_timeout,
-        events=events,
         launcher_dir=None if settings.launcher_dir is None else str(settings.launcher_dir),
     )
 

@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+WORKLOAD = "workload"
+"""The source of the launcher's starts and the command's exits."""
+WORKLOAD_STARTED = "WorkloadStarted"
+"""The reason of a launcher's start (every one after the first is an in-place restart)."""
+ACTIONS = "actions"
+"""The source of what carrying out a decision ran into, handed back to the policy."""
+EVICTION_REFUSED = "EvictionRefused"
+"""The API refused the eviction (a PodDisruptionBudget, RBAC)."""
+RESTART_NOT_RECORDED = "RestartNotRecorded"
+"""The ledger could not record the restart, so it was not taken: the budget is blind."""
+
 Verdict = Literal["restart", "release", "hold"]
 """What a launcher waiting on an exited workload is told: wait to be restarted in place,
 exit with the workload's code, or stay for inspection."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tests.conftest import FakeClock
 from watcher.actions.actions import ActionConfig, Actions, Outcome
-from watcher.actions.announce import Announcer
 from watcher.actions.termination import LIMIT, termination_message, truncate_utf8
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
@@ -40,7 +39,7 @@ def make_actions(
     return Actions(
         ActionConfig(restart_exit_code=88, termination_log=term, timeout=0.5),
         ledger=Ledger(tmp_path), clock=clock, save_cursors=save_cursors,
-        announcer=Announcer(88), launcher=launcher,
+        launcher=launcher,
     )  # fmt: skip
 
 

@@ -1,91 +1,108 @@
-"""An in-place restart, simulated with two containers of one Pod: a trainer that writes
-its log into a shared volume and dies with an NCCL timeout every time it starts, and the
-watcher, with the state volume. When the watcher exits 88 the test restarts both, as the
-kubelet does for RestartAllContainers: the trainer is killed without grace, the watcher
-starts first, then the trainer once /readyz answers (the startup probe)."""
+"""In-place restarts with the real image, two containers of one Pod, the way the kubelet
+runs them: the watcher first (its /readyz is the startupProbe), then the trainer, run
+through the launcher the watcher installed into their shared volume. The trainer prints
+an NCCL timeout to stdout and dies at every start. When the watcher exits 88 the test does
+what RestartAllContainers does: SIGTERM to the trainer, SIGKILL 2 s later, then both start
+again. Once the budget is spent the launcher lets the trainer exit with its own code and
+the reason: the Pod fails."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.container.conftest import RunContainer
-from tests.container.podman import Container, Volumes
-from tests.e2e.workload import DYING, NCCL_TIMEOUT, append
+from tests.container.podman import UID, Container, Volumes
+from tests.e2e.workload import NCCL_TIMEOUT
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 TRAINER = """
-log=/logs/train.log
-echo "trainer $(date +%s): resuming from the last checkpoint" >> "$log"
-for step in 1 2 3; do echo "step $step | loss 2.3417 | lr 3.0e-04" >> "$log"; done
-printf '%s\\n' "$FATAL" >> "$log"
-exec sleep 3600
+echo "trainer start $POD_WATCHER_START: resuming from the last checkpoint"
+for step in 1 2 3; do echo "step $step | loss 2.3417 | lr 3.0e-04"; done
+printf '%s\\n' "$FATAL"
+exit 1
 """
-"""A job that hangs in a collective each time: its watchdog prints the timeout, it hangs."""
-MAX_RESTARTS = 3
+"""A job whose collective times out at every start: the watchdog prints, the process dies."""
+MAX_RESTARTS = 2
 
 
-def fatal_offset(log: Path, start: int) -> int:
-    """Where the first fatal line at or after ``start`` begins."""
-    return start + log.read_bytes()[start:].index(NCCL_TIMEOUT.encode("utf-8"))
+def shared(volumes: Volumes) -> Path:
+    """The pod-watcher emptyDir of manifests/pod.yaml, and the trainer's termination log."""
+    directory = volumes.root / "pod-watcher"
+    if not directory.exists():
+        directory.mkdir()
+        os.chown(directory, UID, UID)
+        message = volumes.root / "trainer-termination-log"
+        message.touch()
+        os.chown(message, UID, UID)
+    return directory
 
 
-def restart_watcher(watcher: Container, volumes: Volumes, restarts: int) -> None:
-    """The restarted watcher is ready, knows it was restarted, and ignores the old lines."""
-    watcher.start()
-    watcher.wait_ready()
-    status = watcher.status()
-    assert status["start"]["mode"] == "after_restart"
-    assert status["budget"]["restarts_in_window"] == restarts
-    assert len(volumes.ledger("restart")) == restarts  # the ledger survived
-    # The log holds every earlier fatal line and the dying job's last errors: more than
-    # three safety-net ticks later (WATCHER_POLL_INTERVAL=0.2) nothing has fired.
-    status = watcher.assert_quiet(0.7)
-    assert status["monitors"]["log"]["lines_scanned"] == 0
-    assert watcher.running()
-
-
-def test_in_place_restarts_until_the_budget_holds(
-    containers: RunContainer, volumes: Volumes
-) -> None:
-    log = volumes.logs / "train.log"
-    watcher = containers(
+def watcher_container(containers: RunContainer, volumes: Volumes) -> Container:
+    return containers(
         "watcher",
         "-p", "127.0.0.1::9188",
-        "-e", "WATCHER_POLL_INTERVAL=0.2",
-        *volumes.watcher_mounts(),
+        "-v", f"{volumes.state}:/state",
+        "-v", f"{volumes.termination}:/dev/termination-log",
+        "-v", f"{shared(volumes)}:/pod-watcher",
+        "-e", "WATCHER_STATE_DIR=/state",
+        "-e", "WATCHER_LAUNCHER_DIR=/pod-watcher",
+        "-e", f"WATCHER_MAX_RESTARTS={MAX_RESTARTS}",
+        "-e", "WATCHER_RESTART_BACKOFF=1",
     )  # fmt: skip
+
+
+def trainer_container(containers: RunContainer, volumes: Volumes) -> Container:
+    return containers(
+        "trainer",
+        "--entrypoint", "python3",
+        "-v", f"{shared(volumes)}:/pod-watcher",
+        "-v", f"{volumes.root / 'trainer-termination-log'}:/dev/termination-log",
+        "-e", f"FATAL={NCCL_TIMEOUT}",
+        command=["/pod-watcher/launch", "--", "sh", "-c", TRAINER],
+    )  # fmt: skip
+
+
+def restart_all(watcher: Container, trainer: Container) -> None:
+    """RestartAllContainers: every container stops (2 s after SIGTERM at most), then the
+    watcher starts and, once ready, the trainer."""
+    if trainer.running():
+        trainer.signal("TERM")
+        trainer.wait_exit(3.0)
+    watcher.start()
     watcher.wait_ready()
-    assert watcher.status()["start"]["mode"] == "fresh"
-    trainer_options = ("--entrypoint", "/bin/sh", "-v", f"{volumes.logs}:/logs")
-    trainer = containers(
-        "trainer", *trainer_options, "-e", f"FATAL={NCCL_TIMEOUT}", command=["-c", TRAINER]
-    )
-    before = 0
+    trainer.start()
+
+
+def test_in_place_restarts_through_the_launcher_then_the_pod_fails(
+    containers: RunContainer, volumes: Volumes
+) -> None:
+    watcher = watcher_container(containers, volumes)
+    watcher.wait_ready()
+    assert (shared(volumes) / "launch").is_file()  # installed before it reported ready
+    trainer = trainer_container(containers, volumes)
     for restart in range(1, MAX_RESTARTS + 1):
-        assert watcher.wait_exit(10.0) == 88, watcher.logs() + trainer.logs()
+        assert watcher.wait_exit(20.0) == 88, watcher.logs() + trainer.logs()
         restarts = volumes.ledger("restart")
         assert len(restarts) == restart
+        assert restarts[-1]["reason"] == "NcclWatchdogTimeout"
         assert restarts[-1]["evidence"] == [NCCL_TIMEOUT]
-        assert restarts[-1]["offset"] == fatal_offset(log, before)  # the new line, no old one
-        message = volumes.termination.read_text("utf-8")
-        assert f"restart {restart} of at most {MAX_RESTARTS}" in message
-        # The dying job's last errors, then the kubelet kills it without a grace period.
-        append(log, DYING)
-        trainer.signal("KILL")
-        assert trainer.wait_exit(10.0) == 137
+        assert restarts[-1]["details"]["launcher_start"] == restart
+        assert f"restart {restart} of at most {MAX_RESTARTS}" in volumes.termination.read_text()
+        assert trainer.running()  # the launcher held the dead trainer's container for us
+        restart_all(watcher, trainer)
+        status = watcher.status()
+        assert status["start"]["mode"] == "after_restart"
+        assert status["budget"]["restarts_in_window"] == restart
 
-        restart_watcher(watcher, volumes, restarts=restart)
-        before = log.stat().st_size
-        trainer.start()
-
-    # The fourth fault: the budget is spent, so the watcher holds instead of exiting.
-    status = watcher.wait_status(lambda s: s["state"] == "holding", "state holding")
-    assert "restart budget exhausted" in status["holding"]
-    assert watcher.running()
-    [hold] = volumes.ledger("hold")
-    assert (hold["reason"], hold["exit_code"]) == ("NcclWatchdogTimeout", None)
-    assert hold["offset"] == fatal_offset(log, before)
-    assert len(volumes.ledger("restart")) == MAX_RESTARTS
-    watcher.signal("TERM")
+    # The third fault: the budget is spent; the launcher lets the trainer fail.
+    assert trainer.wait_exit(20.0) == 1, trainer.logs() + watcher.logs()
+    [failed] = volumes.ledger("fail")
+    assert "restart budget exhausted (2 restarts" in failed["explanation"]
+    message = (volumes.root / "trainer-termination-log").read_text()
+    assert "restart budget exhausted" in message and "exit code 1" in message
+    assert "trainer start 3: resuming" in trainer.logs()  # kubectl logs shows stdout as is
+    assert watcher.status()["state"] == "failing"
+    watcher.signal("TERM")  # the kubelet stops the sidecar of a Pod whose trainer ended
     assert watcher.wait_exit(10.0) == 0

@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import FakeClock
 from watcher.actions.actions import ActionConfig, Actions
-from watcher.actions.announce import Announcer
 from watcher.kube.client import ApiError, PodRef
+from watcher.kube.event_reporter import QUEUE, EventReporter
 from watcher.kube.events import BURST, DEDUP_WINDOW, EventPoster, PodEvent, event_for
 from watcher.kube.monitor import KubeMonitor, restart_verdict
 from watcher.state.ledger import Ledger
@@ -26,6 +26,7 @@ class FakeApi:
 
     def __init__(self, pod: dict[str, Any] | None = None) -> None:
         self.pod = PodRef("trainer-0", "ml")
+        self.pod_uid: str | None = "u-1"
         self.timeout = 1.0
         self.events: list[dict[str, Any]] = []
         self.evictions = 0
@@ -75,7 +76,7 @@ def test_event_for_each_decision() -> None:
 
 async def test_event_body_dedup_and_rate_limit(clock: FakeClock) -> None:
     api = FakeApi()
-    poster = EventPoster(api, clock, "pod-watcher", "u-1")  # type: ignore[arg-type]
+    poster = EventPoster(api, clock, "pod-watcher")  # type: ignore[arg-type]
     event = PodEvent("RestartingAllContainers", "x" * 2000, key="A")
     assert await poster.post(event)
     assert not await poster.post(event)  # same reason and key: deduplicated
@@ -97,19 +98,28 @@ async def test_event_body_dedup_and_rate_limit(clock: FakeClock) -> None:
     assert poster.failed == 1
 
 
-def make_actions(tmp_path: Path, clock: FakeClock, api: FakeApi) -> Actions:
-    poster = EventPoster(api, clock, "pod-watcher", None)  # type: ignore[arg-type]
-    return Actions(
+def make_actions(tmp_path: Path, clock: FakeClock, api: FakeApi) -> tuple[Actions, EventReporter]:
+    events = EventReporter(EventPoster(api, clock, "pod-watcher"), 88)  # type: ignore[arg-type]
+    actions = Actions(
         ActionConfig(88, None, 1.0), ledger=Ledger(tmp_path), clock=clock,
-        save_cursors=lambda: (lambda: None), announcer=Announcer(88, poster), evict=api.evict,
+        save_cursors=lambda: (lambda: None), events=events.drain, evict=api.evict,
     )  # fmt: skip
+    return actions, events
 
 
-async def test_eviction_is_requested_announced_and_recorded(
+async def test_eviction_is_announced_requested_and_recorded(
     tmp_path: Path, clock: FakeClock
 ) -> None:
+    """The Events reporter gets the decision first (as the watcher fans it out), and the
+    eviction waits, within the deadline, until its Event was posted."""
     api = FakeApi()
-    outcome = await make_actions(tmp_path, clock, api).carry_out(decision(Action.EVICT))
+    actions, events = make_actions(tmp_path, clock, api)
+    evicting = decision(Action.EVICT)
+    events.decision(evicting)
+    try:
+        outcome = await actions.carry_out(evicting)
+    finally:
+        await events.close()
     assert outcome.exit_code is None and outcome.setback is None
     assert api.evictions == 1
     assert [e["reason"] for e in api.events] == ["EvictingPod"]
@@ -118,17 +128,33 @@ async def test_eviction_is_requested_announced_and_recorded(
     assert [e.action for e in ledger.entries] == ["evict"]
 
 
+async def test_the_events_queue_never_waits_and_is_bounded(clock: FakeClock) -> None:
+    api = FakeApi()
+    events = EventReporter(EventPoster(api, clock, "pod-watcher"), 88)  # type: ignore[arg-type]
+    try:
+        for index in range(QUEUE + 5):
+            events.decision(
+                replace(decision(Action.HOLD), finding=replace(FINDING, reason=f"R{index}"))
+            )
+        assert events.dropped == 5
+        await events.drain(1.0)
+    finally:
+        await events.close()
+    assert len(api.events) == BURST  # the poster's own rate limit, after the queue
+
+
 @pytest.mark.parametrize("status", [403, 429])
 async def test_a_refused_eviction_goes_back_to_the_policy(
     tmp_path: Path, clock: FakeClock, status: int
 ) -> None:
     api = FakeApi()
     api.evict_error = ApiError(f"evict own Pod: {status} refused", status)  # RBAC 403, PDB 429
-    outcome = await make_actions(tmp_path, clock, api).carry_out(decision(Action.EVICT))
+    actions, events = make_actions(tmp_path, clock, api)
+    outcome = await actions.carry_out(decision(Action.EVICT))
+    await events.close()
     assert outcome.exit_code is None and outcome.setback is not None
     assert (outcome.setback.source, outcome.setback.reason) == ("actions", "EvictionRefused")
     assert f"the API refused: evict own Pod: {status} refused" in outcome.setback.message
-    assert [e["reason"] for e in api.events] == ["EvictingPod"]
     ledger = Ledger(tmp_path)
     ledger.load()
     assert ledger.entries == []  # nothing happened: the policy decides what comes next
@@ -159,7 +185,8 @@ def test_restart_verdict() -> None:
 
 
 async def test_monitor_reports_wiring_and_an_ineffective_restart(clock: FakeClock) -> None:
-    spec = {"initContainers": [{"name": "pod-watcher", "restartPolicy": "Always"}]}
+    watcher = {"name": "pod-watcher", "restartPolicy": "Always", "startupProbe": {}}
+    spec = {"initContainers": [watcher]}
     started = "2027-01-15T08:00:00Z"
     api = FakeApi({**pod(("trainer", "running", started)), "spec": spec, "metadata": {"uid": "u"}})
     found: list[Finding] = []
@@ -172,5 +199,5 @@ async def test_monitor_reports_wiring_and_an_ineffective_restart(clock: FakeCloc
         ("RestartRuleMissing", Severity.WARNING),
         ("InPlaceRestartIneffective", Severity.FATAL),
     ]
-    assert found[1].action is Action.EVICT
+    assert found[1].action is None and found[1].fault_class is FaultClass.PLATFORM
     assert monitor.status()["restart_verification"].startswith("container 'trainer'")

@@ -8,9 +8,17 @@ import pytest
 from tests.conftest import FakeClock
 from tests.policy.test_policy import CONFIG, budget, decide, restarted
 from watcher.policy.budget import backoff_for
-from watcher.policy.policy import ACTIONS, EVICTION_REFUSED, RESTART_NOT_RECORDED, Policy
+from watcher.policy.policy import Policy
 from watcher.state.ledger import Ledger, LedgerEntry
-from watcher.types import Action, FaultClass, Finding, Severity
+from watcher.types import (
+    ACTIONS,
+    EVICTION_REFUSED,
+    RESTART_NOT_RECORDED,
+    Action,
+    FaultClass,
+    Finding,
+    Severity,
+)
 from watcher.workload.exits import explain_exit
 
 LAUNCHED = replace(CONFIG, can_fail=True, budget_exhausted_action=Action.FAIL)

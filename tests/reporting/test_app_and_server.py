@@ -1,26 +1,27 @@
 """The running watcher behind a real aiohttp server: endpoints, exit codes, queue overflow."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import generate_latest
 
 from tests.conftest import FakeClock
 from tests.waiting import until
 from watcher.actions.actions import ActionConfig, Actions
-from watcher.actions.announce import Announcer
 from watcher.app import Watcher
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.monitor import Emit
 from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.reporting.board import StatusBoard
+from watcher.reporting.reporters import Reporter
 from watcher.reporting.server import HttpServer, build_app
 from watcher.state.ledger import Ledger
-from watcher.types import Action, FaultClass, Finding, Severity
+from watcher.types import Action, Decision, FaultClass, Finding, Severity
 
 
 class ScriptedMonitor:
@@ -62,7 +63,11 @@ def finding(severity: Severity = Severity.FATAL, reason: str = "Boom") -> Findin
 
 
 def build(
-    tmp_path: Path, clock: FakeClock, monitor: ScriptedMonitor, queue_size: int = 10
+    tmp_path: Path,
+    clock: FakeClock,
+    monitor: ScriptedMonitor,
+    queue_size: int = 10,
+    reporters: Sequence[Reporter] = (),
 ) -> Watcher:
     ledger = Ledger(tmp_path)
     config = PolicyConfig(88, False, BudgetConfig(3, 3600), DEFAULT_ACTIONS, Action.HOLD)
@@ -75,12 +80,11 @@ def build(
         ledger=ledger,
         clock=clock,
         save_cursors=no_cursors,
-        announcer=Announcer(88),
     )
     return Watcher(
         monitors=[monitor], policy=Policy(config, ledger, clock), actions=actions, ledger=ledger,
         board=StatusBoard(clock), clock=clock, queue_size=queue_size, save_cursors=no_cursors,
-        start_info={"mode": "fresh"},
+        start_info={"mode": "fresh"}, reporters=reporters,
     )  # fmt: skip
 
 
@@ -192,3 +196,31 @@ async def test_metrics_answer_in_the_format_and_encoding_the_scraper_asks_for(
     assert 'watcher_monitor_up{monitor="scripted"} 1.0' in text
     monitor.ok = False
     assert 'watcher_monitor_up{monitor="scripted"} 0.0' in (await get(f"{base}/metrics"))[1]
+
+
+class Broken:
+    """A reporter with a bug: every call raises."""
+
+    name = "broken"
+
+    def finding(self, finding: Finding) -> None:
+        raise RuntimeError("boom in finding")
+
+    def decision(self, decision: Decision) -> None:
+        raise ValueError("boom in decision")
+
+
+async def test_a_reporter_that_raises_is_counted_and_the_watcher_still_acts(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = ScriptedMonitor()
+    watcher = build(tmp_path, clock, monitor, reporters=(Broken(),))
+    monitor.to_emit = [finding(Severity.WARNING, "Meh"), finding()]
+    monitor.go.set()
+    assert await run_until(watcher, asyncio.Event()) == 88  # it acted all the same
+    assert watcher.reporters.failures == {"broken": 4}  # two findings, two decisions
+    assert [e.action for e in watcher.ledger.entries] == ["restart"]
+    complaints = [r for r in caplog.records if "reporter broken failed" in r.getMessage()]
+    assert len(complaints) == 1  # logged once a minute, counted every time
+    text = generate_latest(watcher.metrics.registry).decode()
+    assert 'watcher_reporter_failures_total{reporter="broken"} 4.0' in text

@@ -19,14 +19,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from watcher.actions.announce import Announcer
+from watcher.actions.annotate import Annotator
 from watcher.actions.termination import termination_message, write_termination_log
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.kube.client import ApiError
-from watcher.policy.policy import ACTIONS, EVICTION_REFUSED, RESTART_NOT_RECORDED
 from watcher.state.ledger import Ledger, LedgerEntry
-from watcher.types import Action, Decision, FaultClass, Finding, Severity
+from watcher.types import (
+    ACTIONS,
+    EVICTION_REFUSED,
+    RESTART_NOT_RECORDED,
+    Action,
+    Decision,
+    FaultClass,
+    Finding,
+    Severity,
+)
 from watcher.workload.shared import SharedDir
 
 log = logging.getLogger(__name__)
@@ -58,8 +66,12 @@ class Outcome:
     recorded and so not taken."""
 
 
+EventsDrain = Callable[[float], Awaitable[None]]
+"""Wait, at most that many seconds, until the Events of earlier decisions are posted."""
+
+
 class Actions:
-    """Executes decisions. ``evict``, ``announcer.events`` and ``annotate`` exist only with
+    """Executes decisions. ``evict``, ``annotator``'s API and ``events`` exist only with
     API access, ``launcher`` only with the launcher in front of the workload."""
 
     def __init__(
@@ -69,7 +81,8 @@ class Actions:
         ledger: Ledger,
         clock: Clock,
         save_cursors: Callable[[], Callable[[], object]],
-        announcer: Announcer,
+        annotator: Annotator | None = None,
+        events: EventsDrain | None = None,
         evict: Callable[[], Awaitable[None]] | None = None,
         launcher: SharedDir | None = None,
     ) -> None:
@@ -77,7 +90,8 @@ class Actions:
         self._ledger = ledger
         self._clock = clock
         self._save_cursors = save_cursors
-        self._announcer = announcer
+        self._annotator = annotator or Annotator()
+        self._events = events
         self._evict = evict
         self._launcher = launcher
 
@@ -85,8 +99,7 @@ class Actions:
         """Act on ``decision``."""
         if decision.verdict is not None:
             await self._verdict(decision, self._config.timeout)
-        if decision.dry_run:  # the status board logs what would have happened
-            self._announcer.later(decision)
+        if decision.dry_run:  # the reporters said what would have happened
             return Outcome()
         handlers: dict[Action, Callable[[Decision], Coroutine[Any, Any, Outcome]]] = {
             Action.RESTART: self._restart,
@@ -96,10 +109,7 @@ class Actions:
             Action.COUNT: self._count,
         }
         handler = handlers.get(decision.action)
-        if handler is None:
-            self._announcer.later(decision)
-            return Outcome()
-        return await handler(decision)
+        return Outcome() if handler is None else await handler(decision)
 
     async def _restart(self, decision: Decision) -> Outcome:
         if decision.delay_s > 0:
@@ -121,7 +131,7 @@ class Actions:
             decision.explanation,
             extra={"fields": {**_fields(decision), "ledger_id": entry.id}},
         )
-        steps = [self._announcer.announce(decision), self._annotate(decision, entry)]
+        steps = [self._drain_events(deadline), self._annotate(decision, entry)]
         if decision.verdict is None:
             steps.append(self._verdict(replace(decision, verdict="restart"), self._left(deadline)))
         steps += self._files(decision, entry, deadline, cursors=True)
@@ -170,8 +180,8 @@ class Actions:
         log.error("failing the Pod: %s", decision.explanation, extra={"fields": _fields(decision)})
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         entry = self._entry(decision, exit_code=None)
-        steps = [self._record(entry, deadline), self._announcer.announce(decision)]
-        steps += [self._annotate(decision, entry), *self._files(decision, entry, deadline)]
+        steps = [self._record(entry, deadline), self._annotate(decision, entry)]
+        steps += self._files(decision, entry, deadline)
         start = decision.details.get("launcher_start")
         if decision.verdict is None and self._launcher is not None and isinstance(start, int):
             launcher, reason, grace = self._launcher, decision.explanation, self._config.stop_grace
@@ -184,7 +194,7 @@ class Actions:
     async def _evict_pod(self, decision: Decision) -> Outcome:
         if self._evict is None:  # the policy never asks for it then
             return Outcome(setback=self._setback(EVICTION_REFUSED, "no Kubernetes API access"))
-        await self._announcer.announce(decision)
+        await self._drain_events(asyncio.get_running_loop().time() + self._config.timeout)
         try:
             await self._evict()
         except ApiError as exc:
@@ -198,8 +208,8 @@ class Actions:
         log.error("holding: %s", decision.explanation, extra={"fields": _fields(decision)})
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         entry = self._entry(decision, exit_code=None)
-        steps = [self._record(entry, deadline), self._announcer.announce(decision)]
-        await self._together([*steps, self._annotate(decision, entry)], deadline)
+        await self._together([self._record(entry, deadline), self._annotate(decision, entry)],
+                             deadline)  # fmt: skip
         return Outcome()
 
     async def _count(self, decision: Decision) -> Outcome:
@@ -207,9 +217,7 @@ class Actions:
         log.warning("%s", decision.explanation, extra={"fields": _fields(decision)})
         entry = self._entry(decision, exit_code=None, action="restart")
         deadline = asyncio.get_running_loop().time() + self._config.timeout
-        await self._together(
-            [self._record(entry, deadline), self._announcer.announce(decision)], deadline
-        )
+        await self._record(entry, deadline)
         return Outcome()
 
     # -- the pieces ------------------------------------------------------------------
@@ -245,7 +253,11 @@ class Actions:
         )
 
     async def _annotate(self, decision: Decision, entry: LedgerEntry) -> None:
-        await self._announcer.annotate(decision, entry, self._restart_number(decision))
+        await self._annotator.annotate(decision, entry, self._restart_number(decision))
+
+    async def _drain_events(self, deadline: float) -> None:
+        if self._events is not None:
+            await self._events(self._left(deadline))
 
     def _restart_number(self, decision: Decision) -> int | None:
         used = decision.details.get("restarts_in_window")
@@ -301,9 +313,6 @@ class Actions:
             exit_code=exit_code,
             details={**decision.details, **_observed(decision)},
         )
-
-    async def close(self) -> None:
-        await self._announcer.close()
 
 
 def _observed(decision: Decision) -> Mapping[str, object]:

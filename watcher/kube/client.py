@@ -41,6 +41,8 @@ class KubeApi:
         self._api_client = api_client
         self.pod = pod
         self.timeout = timeout
+        self.pod_uid: str | None = None
+        """The own Pod's UID, once it was read: Events name it."""
 
     async def read_pod(self) -> dict[str, Any]:
         """The own Pod as the API's JSON (camelCase keys)."""
@@ -48,6 +50,7 @@ class KubeApi:
             self._core.read_namespaced_pod(self.pod.name, self.pod.namespace), "read own Pod"
         )
         result: dict[str, Any] = self._api_client.sanitize_for_serialization(pod)
+        self.pod_uid = (result.get("metadata") or {}).get("uid") or self.pod_uid
         return result
 
     async def create_event(self, body: Mapping[str, Any]) -> None:

@@ -71,11 +71,10 @@ def event_for(decision: Decision, exit_code: int) -> PodEvent | None:
 class EventPoster:
     """Turns PodEvents into core/v1 Events on the own Pod."""
 
-    def __init__(self, api: KubeApi, clock: Clock, container: str, pod_uid: str | None) -> None:
+    def __init__(self, api: KubeApi, clock: Clock, container: str) -> None:
         self._api = api
         self._clock = clock
         self._container = container
-        self.pod_uid = pod_uid
         self._last: dict[tuple[str, str], float] = {}
         self._recent: deque[float] = deque()
         self.posted = 0
@@ -120,8 +119,8 @@ class EventPoster:
             "namespace": pod.namespace,
             "fieldPath": f"spec.initContainers{{{self._container}}}",
         }
-        if self.pod_uid:
-            involved["uid"] = self.pod_uid
+        if self._api.pod_uid:  # learnt when the Pod was read
+            involved["uid"] = self._api.pod_uid
         return {
             "apiVersion": "v1",
             "kind": "Event",

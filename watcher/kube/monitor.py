@@ -4,8 +4,9 @@ At start it reads the own Pod and reports each wiring problem (warning findings:
 policy decides, /status and the metrics show them). After a start that follows a
 restart we asked for, it watches the other containers come back: one still running
 with a start time before our exit means the kubelet ignored the rule and restarted only
-the watcher (an old kubelet, the gate off). That is a fatal finding that asks for an
-eviction, which the policy carries out when the API allows, or holds.
+the watcher (an old kubelet, the gate off). That is a fatal finding of fault class
+platform (another restart in place would not happen either): the policy evicts, or,
+without the API, fails the Pod.
 """
 
 import asyncio
@@ -17,11 +18,10 @@ from typing import Any
 
 from watcher.clock import Clock
 from watcher.kube.client import ApiError, KubeApi
-from watcher.kube.events import EventPoster
 from watcher.kube.pod_checks import check_pod
 from watcher.kube.wiring import WiringProblem
 from watcher.monitor import Emit
-from watcher.types import Action, FaultClass, Finding, Severity
+from watcher.types import FaultClass, Finding, Severity
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ class KubeMonitor:
         exit_code: int,
         restarted_at: float | None,
         verify_timeout: float,
-        events: EventPoster | None = None,
         launcher_dir: str | None = None,
     ) -> None:
         self._api = api
@@ -52,7 +51,6 @@ class KubeMonitor:
         self._exit_code = exit_code
         self._restarted_at = restarted_at
         self._verify_timeout = verify_timeout
-        self._events = events
         self._launcher_dir = launcher_dir
         self.ready = asyncio.Event()
         self.pod: dict[str, Any] | None = None
@@ -70,8 +68,6 @@ class KubeMonitor:
             await self._verify(emit)
             return
         self._answered = True
-        if self._events is not None:
-            self._events.pod_uid = (self.pod.get("metadata") or {}).get("uid")
         spec = self.pod.get("spec", {})
         self.problems = check_pod(spec, self._container, self._exit_code, self._launcher_dir)
         for problem in self.problems:
@@ -116,7 +112,7 @@ class KubeMonitor:
             "RestartAllContainersOnContainerExits gate off); the workload kept running"
         )
         finding = self._finding("InPlaceRestartIneffective", message, Severity.FATAL)
-        return replace(finding, action=Action.EVICT)
+        return replace(finding, fault_class=FaultClass.PLATFORM)  # the policy decides
 
     def _finding(self, reason: str, message: str, severity: Severity) -> Finding:
         return Finding(

@@ -18,6 +18,9 @@ TERMINATING = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
 READ_SIZE = 1 << 16
 CONTROL_POLL = 1.0
 VERDICT_POLL = 0.01
+BATCH = 0.02
+"""Once output flows, the pipes are read on this beat instead of at every write: a
+trainer printing 100 times a second costs 50 wake-ups, not 100, for 20 ms of delay."""
 DRAIN_AFTER_EXIT = 1.0
 """Seconds to keep reading output that the command's children still write after it exited."""
 
@@ -44,6 +47,9 @@ class Runner:
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         self.selector.register(self.wake_r, selectors.EVENT_READ, 0)
+        self.signals_only = selectors.DefaultSelector()
+        self.signals_only.register(self.wake_r, selectors.EVENT_READ, 0)
+        self.batching = False
         self.child: subprocess.Popen[bytes] | None = None
         self.status: int | None = None
         self.exited_at = 0.0
@@ -86,15 +92,14 @@ class Runner:
             assert pipe is not None
             self.selector.register(pipe.fileno(), selectors.EVENT_READ, stream)
 
-    def pump(self, timeout: float | None) -> None:
-        """Copy what the pipes hold, then reap children (the launcher may be PID 1)."""
+    def pump(self, timeout: float | None) -> bool:
+        """Copy what the pipes hold; after a signal (SIGCHLD) reap children, the launcher
+        may be PID 1. Only a signal costs a waitpid, not each write of the command.
+        Returns whether any output came."""
+        came = False
         for key, _ in self.selector.select(timeout):
             if key.data == 0:
-                try:
-                    while os.read(self.wake_r, 512):
-                        pass
-                except OSError:
-                    pass
+                self._on_wake()
                 continue
             try:
                 data = os.read(key.fd, READ_SIZE)
@@ -103,10 +108,27 @@ class Runner:
             if not data:
                 self.selector.unregister(key.fd)
                 continue
+            came = True
             with contextlib.suppress(OSError):  # our stdout gone: the log file still gets it
                 write_all(key.data, data)
             self.log.feed(key.data, data, time.monotonic())
+        return came
+
+    def _on_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.wake_r, 512):
+                pass
         self._reap()
+
+    def _pump_batched(self, timeout: float) -> None:
+        """While output flows, sleep out a batch (a signal still wakes at once), then take
+        what came meanwhile; when a batch finds nothing, wait for output again."""
+        if self.batching:
+            for _ in self.signals_only.select(min(timeout, BATCH)):
+                self._on_wake()
+            self.batching = self.pump(0)
+        else:
+            self.batching = self.pump(timeout)
 
     def _reap(self) -> None:
         while True:
@@ -135,7 +157,10 @@ class Runner:
             partial = self.log.flush_due(now)
             wake = min(x for x in (self.next_control, partial, self.kill_at) if x is not None)
             timeout = max(0.0, wake - now)
-            self.pump(timeout if self.status is None else min(timeout, VERDICT_POLL))
+            if self.status is None:
+                self._pump_batched(timeout)
+            else:
+                self.pump(min(timeout, VERDICT_POLL))
             self._obey_control(time.monotonic())
         self.log.flush_due(time.monotonic(), force=True)
 

@@ -13,16 +13,20 @@ from watcher.clock import Clock
 from watcher.policy.budget import BudgetConfig, allowance
 from watcher.policy.window import SlidingCounter
 from watcher.state.ledger import Ledger
-from watcher.types import Action, Decision, FaultClass, Finding, Severity, Verdict
+from watcher.types import (
+    ACTIONS,
+    EVICTION_REFUSED,
+    RESTART_NOT_RECORDED,
+    WORKLOAD,
+    WORKLOAD_STARTED,
+    Action,
+    Decision,
+    FaultClass,
+    Finding,
+    Severity,
+    Verdict,
+)
 
-WORKLOAD = "workload"
-"""The source of the launcher's starts and the command's exits."""
-ACTIONS = "actions"
-"""The source of what carrying out a decision ran into, handed back to be decided on."""
-EVICTION_REFUSED = "EvictionRefused"
-"""The API refused the eviction (a PodDisruptionBudget, RBAC)."""
-RESTART_NOT_RECORDED = "RestartNotRecorded"
-"""The ledger could not record the restart, so it was not taken: the budget is blind."""
 CAUSE_WINDOW = 300.0
 """A fatal finding this many seconds before the workload's exit is taken as its cause."""
 
@@ -177,7 +181,7 @@ class Policy:
 
     def _workload(self, finding: Finding) -> Decision:
         start = finding.facts.get("start")
-        if finding.reason == "WorkloadStarted" and isinstance(start, int):
+        if finding.reason == WORKLOAD_STARTED and isinstance(start, int):
             self.workload_start = start
             return self._started(finding, start)
         return self._exited(finding)

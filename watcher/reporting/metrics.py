@@ -14,7 +14,7 @@ OpenMetrics format shows it).
 """
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -108,7 +108,10 @@ def monitor_families(monitors: Sequence[Monitor]) -> Iterable[Metric]:
 
 
 class Metrics:
-    """Every metric the watcher exports; the collector of its registry, read at scrape time."""
+    """Every metric the watcher exports; the collector of its registry, read at scrape time.
+    Also a reporter: it counts findings and decisions."""
+
+    name = "metrics"
 
     def __init__(
         self,
@@ -116,11 +119,13 @@ class Metrics:
         ledger: LedgerView,
         restarts_in_window: Callable[[], int],
         holding: Callable[[], bool],
+        reporter_failures: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._monitors = monitors
         self._ledger = ledger
         self._restarts_in_window = restarts_in_window
         self._holding = holding
+        self._reporter_failures = reporter_failures or dict
         self.findings = Counts(
             "watcher_findings",
             "Findings reported by monitors since this process started",
@@ -166,3 +171,12 @@ class Metrics:
             "1 while the watcher holds (stays up but no longer acts)",
             value=1.0 if self._holding() else 0.0,
         )
+        failures = CounterMetricFamily(
+            "watcher_reporter_failures",
+            "Calls of a reporter (log, board, metrics, events) that raised; the watcher "
+            "went on acting",
+            labels=["reporter"],
+        )
+        for reporter, count in sorted(self._reporter_failures().items()):
+            failures.add_metric([reporter], count)
+        yield failures

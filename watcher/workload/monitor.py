@@ -23,7 +23,7 @@ from watcher.logs.globs import WatchRoot
 from watcher.logs.watch import Changes, Deliver, FsWatcher, InotifyWatcher
 from watcher.monitor import Emit
 from watcher.timers import loop_time, next_beat, wait_until
-from watcher.types import FaultClass, Finding, Severity
+from watcher.types import WORKLOAD, WORKLOAD_STARTED, FaultClass, Finding, Severity
 from watcher.workload.exits import explain_exit
 from watcher.workload.shared import LauncherEvent, SharedDir
 
@@ -40,7 +40,7 @@ TAIL_TIMEOUT = 1.0
 
 
 class WorkloadMonitor:
-    name = "workload"
+    name = WORKLOAD
 
     def __init__(
         self,
@@ -116,7 +116,7 @@ class WorkloadMonitor:
         if isinstance(command, list):
             message += f": {' '.join(str(part) for part in command)[:300]}"
         facts = {"start": event.start, "time": event.time, "pid": event.fields.get("pid")}
-        emit(self._finding("WorkloadStarted", message, Severity.INFO, facts=facts))
+        emit(self._finding(WORKLOAD_STARTED, message, Severity.INFO, facts=facts))
 
     async def _exited(self, event: LauncherEvent, emit: Emit) -> None:
         if self._catch_up is not None:
