@@ -23,7 +23,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"type": "tcp", "port": 29500}, "a tcp probe needs a host and a port"),
     ({**TCP, "port": 0}, "greater than or equal to 1"),
     ({**HTTP, "periodSeconds": 1, "timeoutSeconds": 2}, "timeoutSeconds must not exceed"),
-    ({**HTTP, "periodSeconds": 0}, "greater than 0"),
+    ({**HTTP, "periodSeconds": 0}, "greater than or equal to 0.01"),
     ({**HTTP, "failureThreshold": 0}, "greater than or equal to 1"),
     ({**HTTP, "reason": "probe_failed"}, "must be CamelCase"),
     ({**HTTP, "bodyRegex": "(unclosed"}, "bodyRegex"),
