@@ -91,9 +91,14 @@ class HttpServer:
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self.guard.wrap(server), self._host, self._port, backlog=BACKLOG, reuse_address=True
-        )
+        try:
+            self._server = await loop.create_server(
+                self.guard.wrap(server), self._host, self._port, backlog=BACKLOG, reuse_address=True
+            )
+        except (OSError, UnicodeError) as exc:  # the message names the host as well
+            errno = getattr(exc, "errno", None) or 0
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise OSError(errno, f"WATCHER_HTTP_HOST={self._host!r}: {why}") from None
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
