@@ -50,6 +50,12 @@ def fill(directory: Path, name: str = "filler") -> int:
     return written
 
 
+def free(directory: Path, size: int, name: str = "filler") -> None:
+    """Give ``size`` bytes back from the filler: the next large write is cut short."""
+    filler = directory / name
+    os.truncate(filler, filler.stat().st_size - size)
+
+
 @contextlib.contextmanager
 def descriptors_exhausted(spare: int = 0) -> Iterator[None]:
     """Every descriptor of this process in use but ``spare``: the next opens fail with
