@@ -30,6 +30,7 @@ from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
 from watcher.state.cursors import CursorSnapshot, CursorStore
 from watcher.state.ledger import Ledger
+from watcher.state.monitor import StateMonitor
 from watcher.state.startup import plan_start
 
 log = logging.getLogger("watcher")
@@ -94,6 +95,7 @@ def build_watcher(
     store = CursorStore(settings.state_dir)
     plan = plan_start(ledger, store.load(), settings.start_position)
     monitors = build_monitors(config, plan.open_policy, clock, session, environ)
+    monitors.all.append(StateMonitor(ledger, store, clock))
     log_monitor = monitors.log
     events = None if api is None else EventPoster(api, clock, settings.container_name, None)
     if api is not None:
