@@ -2,6 +2,7 @@
 the silence timeout while the workload logs, and nothing fires at SIGCONT; a real hang
 is still caught within one timeout after SIGCONT."""
 
+import os
 import signal
 import time
 
@@ -53,3 +54,19 @@ def test_a_real_hang_is_caught_one_timeout_after_sigcont(
     delay = exit_88(watcher, paths, "LogSilence", TIMEOUT + 3.0) - resumed
     record(request, delay, "hang_after_sigcont_s")
     assert delay <= TIMEOUT + 0.5, f"caught {delay:.2f}s after SIGCONT"
+
+
+@pytest.mark.slow
+def test_a_heartbeat_from_the_future_does_not_hide_a_hang(paths: Paths, spawn: Spawn) -> None:
+    """The clock was stepped back two hours after the workload's last touch."""
+    beat = paths.root / "heartbeat"
+    beat.touch()
+    ahead = time.time() + 7200
+    os.utime(beat, (ahead, ahead))
+    watcher = spawn(WATCHER_HEARTBEAT_FILE=str(beat), WATCHER_HEARTBEAT_TIMEOUT="3")
+    watcher.wait_ready()
+    started = time.monotonic()
+    check = watcher.status()["monitors"]["progress"]["checks"]["heartbeat"]
+    assert check["time_left_s"] <= 3.0  # before: "fires in 7191 s"
+    exit_88(watcher, paths, "HeartbeatStale", 6.0)
+    assert time.monotonic() - started <= 4.5
