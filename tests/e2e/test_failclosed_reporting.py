@@ -1,6 +1,7 @@
 """Nothing blocks the loop: a stdout nobody reads, and 1,100 clients that never finish
 their request, against the real `pod-watcher` process."""
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -11,15 +12,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.e2e.conftest import Spawn
 from tests.e2e.process import child_env, http_get, module_command, wait_until
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.logs.helpers import record
 from watcher.reporting.logs import NonBlockingHandler, TextFormatter
+from watcher.reporting.server import HttpServer
 
 LAST_WORDS = 1.0
 SLOW_CLIENTS = 1100
@@ -204,3 +209,52 @@ def test_slow_clients_leave_healthz_answering_and_a_rotated_in_file_followed(
 def test_the_child_limit_is_below_the_slow_clients() -> None:
     assert CHILD_DESCRIPTORS < SLOW_CLIENTS
     assert sys.platform.startswith("linux")
+
+
+async def hello(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+@contextlib.asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[HttpServer]:
+    app = web.Application()
+    app.router.add_get("/healthz", hello)
+    server = HttpServer(app, "127.0.0.1", 0, **options)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def half_sent(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def test_over_the_cap_the_oldest_half_sent_request_makes_room(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with serving(max_connections=4) as server:
+        assert server.port is not None
+        slow = [await half_sent(server.port) for _ in range(4)]
+        async with session.get(f"http://127.0.0.1:{server.port}/healthz") as response:
+            assert response.status == 200
+        assert await slow[0][0].read() == b""  # dropped for the newcomer
+        assert len(server.guard) <= 4
+        assert server.guard.dropped >= 1
+        for _, writer in slow:
+            writer.close()
+
+
+async def test_headers_must_arrive_within_the_deadline() -> None:
+    async with serving(header_timeout=0.3) as server:
+        assert server.port is not None
+        reader, writer = await half_sent(server.port)
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(3.0):
+            assert await reader.read() == b""
+        assert asyncio.get_running_loop().time() - started < 1.5
+        writer.close()

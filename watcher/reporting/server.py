@@ -70,14 +70,20 @@ class HttpServer:
     """Runs the app on host:port without touching signal handlers (the CLI owns those)."""
 
     def __init__(
-        self, app: web.Application, host: str, port: int, *, max_connections: int | None = None
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
         self._runner = web.AppRunner(
             app,
             handle_signals=False,
             access_log=None,
             shutdown_timeout=0.5,
-            keepalive_timeout=HEADER_TIMEOUT,
+            keepalive_timeout=header_timeout,
         )
         self._host = host
         self._port = port
