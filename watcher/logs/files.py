@@ -8,22 +8,18 @@ the bookkeeping wrong, only late.
 import errno
 import logging
 import os
-import resource
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from watcher.logs import refusals
+from watcher.logs.descriptors import DescriptorBudget
 from watcher.logs.globs import GlobSet
 from watcher.logs.refusals import Refusals
 from watcher.logs.tail import FileId, NotFollowable, Tail
 from watcher.state.cursors import Cursor
 
 log = logging.getLogger(__name__)
-
-DESCRIPTOR_RESERVE = 96
-"""Descriptors left free when opening log files: for the ledger, the cursors, the
-termination log, the Kubernetes API and the HTTP server's capped clients."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +42,7 @@ class TrackedFiles:
         self._chunk = chunk
         self.by_path: dict[str, Tail] = {}
         self.by_id: dict[FileId, Tail] = {}
+        self._descriptors = DescriptorBudget()
         self.refused = Refusals()
         """Matching paths not followed, why, and where reading starts once admitted:
         where it would have started when they were first refused."""
@@ -202,6 +199,7 @@ class TrackedFiles:
             else:
                 if tail is None:
                     return None
+                self._descriptors.opened()
                 self.refused.admit(path)
                 self.by_path[path] = tail
                 self.by_id[tail.file_id] = tail
@@ -213,13 +211,8 @@ class TrackedFiles:
     def _refusal(self, limit: bool) -> tuple[str, str] | None:
         if limit and self.followed() >= self.max_files:
             return refusals.TOO_MANY, f"max_files={self.max_files}"
-        left = _descriptors_left()
-        if left is not None and left <= DESCRIPTOR_RESERVE:
-            return (
-                refusals.DESCRIPTORS,
-                f"{left} descriptors left, {DESCRIPTOR_RESERVE} kept in reserve",
-            )
-        return None
+        short = self._descriptors.short()
+        return None if short is None else (refusals.DESCRIPTORS, short)
 
     def _orphan(self, tail: Tail, now: float) -> None:
         if self.by_path.get(tail.path) is tail:
@@ -258,17 +251,6 @@ def _start_cursor(path: str, from_end: bool, cursor: Cursor | None) -> Cursor:
     if cursor is not None and (cursor.dev, cursor.ino) == (file_id.dev, file_id.ino):
         return cursor
     return Cursor(file_id.dev, file_id.ino, st.st_size if from_end else 0)
-
-
-def _descriptors_left() -> int | None:
-    """How many more descriptors this process may open; None if it cannot tell."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return None
-    try:
-        return soft - len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return None
 
 
 def _error(exc: OSError) -> str:

@@ -110,6 +110,7 @@ class Ledger:
     def load(self) -> None:
         """Read the file; compact it when it grew past ``KEEP`` entries. Blocking. Never
         raises: what cannot be read is counted, logged and shown in `status`."""
+        self.skipped_lines, self.skipped_examples = 0, []
         try:
             lines = self._file.read_lines(MAX_READ_BYTES)
         except OSError as exc:
