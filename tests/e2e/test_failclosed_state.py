@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import WatcherProcess, module_command
+from tests.e2e.process import WatcherProcess, module_command, wait_until
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.state.volumes import fill, make_eio, small_volume
 
@@ -22,20 +22,34 @@ BUDGET = 3
 FAULTS = 6
 
 
-def one_fault(
-    spawn: Spawn, paths: Paths, command: list[str] | None = None, **env: str
-) -> int | None:
-    """Start a watcher, write a fatal line, return its exit code (None: it stayed up)."""
-    watcher = spawn(command, WATCHER_MAX_RESTARTS=str(BUDGET), **env)
-    watcher.wait_ready()
-    before = paths.ledger.read_bytes() if paths.ledger.exists() else b""
-    append(paths.log, NCCL_TIMEOUT + "\n")
-    try:
-        return watcher.wait_exit(3.0)
-    except AssertionError:  # it held (or refused): it stays up
-        assert paths.ledger.exists() or before == b""
+def outcome(watcher: WatcherProcess, *, hold_recorded: bool = False) -> int | None:
+    """The exit code once the watcher exits, or None once it holds (and, if asked, once
+    its hold entry is in the ledger); a holding watcher is then stopped."""
+
+    def decided() -> tuple[int | None] | None:
+        code = watcher.proc.poll()
+        if code is not None:
+            return (code,)
+        try:
+            status = watcher.status()
+        except OSError:  # exiting right now
+            return None
+        recorded = any(entry["action"] == "hold" for entry in status["ledger"])
+        holding = status["state"] == "holding" and (recorded or not hold_recorded)
+        return (None,) if holding else None
+
+    (code,) = wait_until(decided, 5.0, "an exit or a hold", watcher.describe)
+    if code is None:
         watcher.close()
-        return None
+    return code
+
+
+def one_fault(spawn: Spawn, paths: Paths) -> int | None:
+    """Start a watcher, write a fatal line: its exit code, or None if it held."""
+    watcher = spawn(WATCHER_MAX_RESTARTS=str(BUDGET))
+    watcher.wait_ready()
+    append(paths.log, NCCL_TIMEOUT + "\n")
+    return outcome(watcher)
 
 
 def restarts_recorded(paths: Paths) -> int:
@@ -93,19 +107,13 @@ def test_exhausted_descriptors_never_exit_88_more_than_the_budget(
         append(paths.logs / f"rank{number:03}.log", "started\n")
     first = paths.logs / "rank000.log"
     codes: list[int | None] = []
-    for _ in range(5):
+    for _ in range(BUDGET + 1):
         watcher = spawn(few_descriptors(160), WATCHER_MAX_RESTARTS=str(BUDGET))
         watcher.wait_ready()
+        refused = watcher.status()["monitors"]["log"]["not_followed"]["by_kind"]
+        assert refused["descriptors"] > 0
         append(first, NCCL_TIMEOUT + "\n")
-        try:
-            codes.append(watcher.wait_exit(3.0))
-        except AssertionError:
-            codes.append(None)
-            status = watcher.status()
-            assert status["state"] == "holding", status["holding"]
-            refused = status["monitors"]["log"]["not_followed"]["by_kind"]
-            assert refused["descriptors"] > 0
-            watcher.close()
+        codes.append(outcome(watcher))
     assert codes.count(88) == BUDGET, codes
     assert restarts_recorded(paths) == BUDGET
 
@@ -113,17 +121,12 @@ def test_exhausted_descriptors_never_exit_88_more_than_the_budget(
 @pytest.mark.slow
 def test_a_state_dir_deleted_while_running_keeps_the_budget(paths: Paths, spawn: Spawn) -> None:
     codes: list[int | None] = []
-    for _ in range(5):
+    for _ in range(BUDGET + 1):
         watcher = spawn(WATCHER_MAX_RESTARTS=str(BUDGET))
         watcher.wait_ready()
         shutil.rmtree(paths.state)
         append(paths.log, NCCL_TIMEOUT + "\n")
-        try:
-            codes.append(watcher.wait_exit(3.0))
-        except AssertionError:
-            codes.append(None)
-            assert watcher.status()["state"] == "holding"
-            watcher.close()
+        codes.append(outcome(watcher, hold_recorded=True))
     assert codes.count(88) == BUDGET, codes
     assert restarts_recorded(paths) == BUDGET
 

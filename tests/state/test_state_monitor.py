@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import shutil
 from pathlib import Path
 
 from tests.conftest import FakeClock
@@ -74,3 +75,17 @@ async def test_a_failed_append_is_reported(tmp_path: Path) -> None:
     found = await findings_of(monitor)
     assert [f.reason for f in found] == ["LedgerWriteFailed"]
     assert monitor.counters()["ledger_append_failures"] == 1
+
+
+async def test_a_vanished_ledger_is_written_back_at_the_next_look(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger = Ledger(state, clock=clock, boot_id="b")
+    ledger.load()
+    ledger.append(LedgerEntry("restart", "One", clock.wall()))
+    shutil.rmtree(state)
+    await findings_of(StateMonitor(ledger, CursorStore(state), clock))
+    assert [
+        json.loads(line)["reason"] for line in (state / "ledger.jsonl").read_text().splitlines()
+    ] == ["One"]

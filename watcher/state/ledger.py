@@ -162,6 +162,11 @@ class Ledger:
         self.entries.append(entry)
         self._at[entry.id] = entry.monotonic if entry.monotonic is not None else self._now()
 
+    def ensure(self) -> None:
+        """Write the ledger back from memory if its file vanished (the state directory
+        deleted while running): the next start must still see the budget spent."""
+        self._file.ensure(self._lines)
+
     def close(self) -> None:
         self._file.close()
 

@@ -81,6 +81,17 @@ class LedgerFile:
             )
             raise
 
+    def ensure(self, everything: Callable[[], bytes]) -> None:
+        """Write the file back from memory if it vanished since it was opened (best
+        effort: the next append tries again and raises)."""
+        if self._identity is None or os.path.exists(self.path):
+            return
+        try:
+            self._restore(everything())
+        except OSError as exc:
+            log.error("cannot write back the vanished ledger: %s", exc.strerror or exc)
+        self.close()
+
     def compact(self, data: bytes) -> None:
         """Replace the file with ``data`` (at start, when it grew too long); best effort."""
         try:

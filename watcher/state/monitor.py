@@ -1,5 +1,7 @@
 """The state directory as a source: what could not be read or written, and a volume
-filling up, reported in the log, /status, /metrics and as warning findings.
+filling up, reported in the log, /status, /metrics and as warning findings. A ledger
+whose file vanished (the directory deleted while running) is written back from memory
+at the next look, not only at the next entry.
 
 It never fails the health check: a sick state volume is not cured by restarting the
 sidecar. It never decides either: a restart the ledger cannot record is refused by
@@ -18,8 +20,8 @@ from watcher.state.ledger_file import RESERVE_BYTES
 from watcher.timers import loop_time, next_beat, wait_until
 from watcher.types import FaultClass, Finding, Severity
 
-INTERVAL = 60.0
-"""Seconds between two looks at the volume (on the beat, shared with other timers)."""
+INTERVAL = 10.0
+"""Seconds between two looks (on the beat the log monitor's re-stat shares)."""
 LOW = 4 * RESERVE_BYTES
 """Free bytes below which the state volume counts as full."""
 
@@ -40,6 +42,7 @@ class StateMonitor:
     async def run(self, emit: Emit) -> None:
         self.ready.set()
         while True:
+            self._ledger.ensure()
             for reason, message in self._problems():
                 if reason not in self._reported:
                     self._reported.add(reason)
