@@ -185,3 +185,11 @@ def test_cursors_whose_reads_fail_with_eio_are_reported_not_raised(tmp_path: Pat
 
 def test_the_reserve_is_small_next_to_the_volume() -> None:
     assert ledger_file.RESERVE_BYTES <= 16 << 10
+
+
+def test_an_entry_that_cannot_be_serialised_raises_oserror(tmp_path: Path) -> None:
+    ledger = fresh(tmp_path)
+    with pytest.raises(OSError) as raised:
+        ledger.append(LedgerEntry("restart", "R", time=float("nan")))
+    assert raised.value.errno == errno.EINVAL
+    assert ledger.entries == []

@@ -18,6 +18,7 @@ these fields, are placed on the monotonic clock when read, by their wall-clock a
 an entry from the future counts as just now.
 """
 
+import errno
 import json
 import logging
 import time
@@ -153,12 +154,14 @@ class Ledger:
         if self.read_error is not None:
             self.load()  # maybe the error was passing
             if self.read_error is not None:
-                raise OSError(
-                    5, f"the ledger could not be read ({self.read_error}): the restart budget "
-                    "is unknown, so nothing is recorded",
-                )  # fmt: skip
+                why = f"the ledger could not be read ({self.read_error})"
+                raise OSError(errno.EIO, f"{why}: the restart budget is unknown, nothing recorded")
         entry = self._stamp(entry)
-        self._file.append(_fit(entry).to_json().encode("utf-8") + b"\n", self._lines)
+        try:
+            line = _fit(entry).to_json().encode("utf-8") + b"\n"
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a time gmtime refuses
+            raise OSError(errno.EINVAL, f"the entry cannot be written as JSON: {exc}") from None
+        self._file.append(line, self._lines)
         self.entries.append(entry)
         self._at[entry.id] = entry.monotonic if entry.monotonic is not None else self._now()
 
