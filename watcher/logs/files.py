@@ -113,7 +113,7 @@ class TrackedFiles:
             self.refused.admit(path)  # gone: nothing to remember about it
         if st is None:
             if found is not None and not stat.S_ISDIR(found.st_mode) and self.globs.matches(path):
-                self._open(path, from_end=False, cursor=None, now=now)  # says why not
+                self._open(path, from_end=False, cursor=None, now=now, limit=False)  # why not
             return tail
         known = self.by_id.get(FileId.of(st))
         if known is not None:
