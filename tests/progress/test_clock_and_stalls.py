@@ -73,7 +73,7 @@ async def test_bytes_written_during_a_stall_of_the_watcher_are_caught_up_before_
 
         run.write("step 1 | loss 2.0\n")
         run.activity.catch_up = catch_up
-        await stall_the_loop(0.5 + progress_monitor.LATE / 2)
+        await stall_the_loop(0.5 + progress_monitor.LATE / 4)  # late by a quarter of LATE
         await asyncio.sleep(0.3)
         assert run.findings == []
         assert caught_up == 1
