@@ -8,6 +8,7 @@ import logging
 import os
 import resource
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
@@ -177,7 +178,7 @@ def limited_descriptors() -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/usr/bin/prlimit"), reason="needs prlimit")
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
 def test_slow_clients_leave_healthz_answering_and_a_rotated_in_file_followed(
     paths: Paths, spawn: Spawn, request: pytest.FixtureRequest
 ) -> None:

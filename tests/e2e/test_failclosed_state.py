@@ -93,6 +93,8 @@ def test_a_full_state_volume_records_the_first_restart_on_the_reserve(
 
 
 def few_descriptors(limit: int) -> list[str]:
+    if shutil.which("prlimit") is None:
+        pytest.skip("needs prlimit (util-linux) to lower the watcher's descriptor limit")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return ["prlimit", f"--nofile={limit}:{hard}", *module_command()]
 
