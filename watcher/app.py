@@ -176,7 +176,7 @@ class Watcher:
 
     def restarts_in_window(self) -> int:
         budget = self.policy.config.budget
-        return len(in_window(self.ledger.entries, self.clock.wall(), budget.window))
+        return len(in_window(self.ledger.entries, self.ledger.age, budget.window))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         monitors = {m.name: m.healthy() for m in self.monitors}

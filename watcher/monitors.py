@@ -101,7 +101,12 @@ def _log_monitor(
         max_line=settings.max_line_bytes,
         chunk=settings.read_chunk_bytes,
     )
-    timing = Timing(settings.poll_interval, settings.fallback_poll_interval, settings.rotate_wait)
+    timing = Timing(
+        settings.poll_interval,
+        settings.fallback_poll_interval,
+        settings.rotate_wait,
+        glob_grace=settings.log_glob_grace,
+    )
     return LogMonitor(
         files=files,
         matcher=RuleMatcher(config.rules),

@@ -35,6 +35,7 @@ from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
 from watcher.state.cursors import CursorSnapshot, CursorStore
 from watcher.state.ledger import Ledger, LedgerEntry
+from watcher.state.monitor import StateMonitor
 from watcher.state.startup import plan_start, requested_restart
 from watcher.workload.monitor import WorkloadMonitor
 from watcher.workload.setup import launcher_state, open_launcher
@@ -118,13 +119,14 @@ def build_watcher(
     """Every part, wired; reads the state directory to decide where reading starts."""
     settings, clock, api, shared = config.settings, parts.clock, parts.api, parts.launcher
     assert settings.state_dir is not None  # guaranteed by load_config
-    ledger = Ledger(settings.state_dir)
+    ledger = Ledger(settings.state_dir, clock=clock)
     ledger.load()
     store = CursorStore(settings.state_dir)
     plan = plan_start(ledger, store.load(), settings.start_position, launcher_state(shared))
     if plan.not_taken is not None:
         _not_taken(ledger, plan.not_taken, clock)
     monitors = build_monitors(config, plan.open_policy, clock, parts.session, parts.environ)
+    monitors.all.append(StateMonitor(ledger, store, clock))
     if shared is not None:
         monitors.all.append(_workload_monitor(settings, shared, clock, monitors.log))
     log_monitor = monitors.log

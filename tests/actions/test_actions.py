@@ -38,7 +38,7 @@ def make_actions(
 
     return Actions(
         ActionConfig(restart_exit_code=88, termination_log=term, timeout=0.5),
-        ledger=Ledger(tmp_path), clock=clock, save_cursors=save_cursors,
+        ledger=Ledger(tmp_path, clock=clock), clock=clock, save_cursors=save_cursors,
         launcher=launcher,
     )  # fmt: skip
 

@@ -82,7 +82,7 @@ def test_missing_required_values(env: pytest.MonkeyPatch) -> None:
         ("WATCHER_HTTP_PORT", "70000", "less than or equal to 65535"),
         ("WATCHER_DRY_RUN", "maybe", "valid boolean"),
         ("WATCHER_MAX_RESTARTS", "-1", "greater than or equal to 0"),
-        ("WATCHER_RESTART_WINDOW", "0", "greater than 0"),
+        ("WATCHER_RESTART_WINDOW", "0", "greater than or equal to 1"),
         ("WATCHER_GPU", "cuda", "auto"),
         ("WATCHER_GPU", "dcgm", "needs WATCHER_DCGM_EXPORTER_URL"),
         ("WATCHER_RULE_PACKS", "nope", "unknown rule pack"),

@@ -62,7 +62,7 @@ def test_health_endpoints_and_status_shape(paths: Paths, spawn: Spawn) -> None:
     watcher.wait_ready()
     health = watcher.get_json("/healthz")
     assert health["ok"] is True and health["dead_tasks"] == []
-    assert watcher.get_json("/readyz") == {"ok": True, "monitors": {"log": True}}
+    assert watcher.get_json("/readyz") == {"ok": True, "monitors": {"log": True, "state": True}}
     status = watcher.status()
     assert status["state"] == "watching"
     assert status["start"]["mode"] == "fresh"

@@ -101,7 +101,7 @@ async def test_event_body_dedup_and_rate_limit(clock: FakeClock) -> None:
 def make_actions(tmp_path: Path, clock: FakeClock, api: FakeApi) -> tuple[Actions, EventReporter]:
     events = EventReporter(EventPoster(api, clock, "pod-watcher"), 88)  # type: ignore[arg-type]
     actions = Actions(
-        ActionConfig(88, None, 1.0), ledger=Ledger(tmp_path), clock=clock,
+        ActionConfig(88, None, 1.0), ledger=Ledger(tmp_path, clock=clock), clock=clock,
         save_cursors=lambda: (lambda: None), events=events.drain, evict=api.evict,
     )  # fmt: skip
     return actions, events

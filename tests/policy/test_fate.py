@@ -25,8 +25,8 @@ LAUNCHED = replace(CONFIG, can_fail=True, budget_exhausted_action=Action.FAIL)
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path)
+def ledger(tmp_path: Path, clock: FakeClock) -> Ledger:
+    return Ledger(tmp_path, clock=clock)
 
 
 def exited(

@@ -42,8 +42,8 @@ def finding(clock: FakeClock, **fields: object) -> Finding:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path)
+def ledger(tmp_path: Path, clock: FakeClock) -> Ledger:
+    return Ledger(tmp_path, clock=clock)
 
 
 def restarted(ledger: Ledger, clock: FakeClock, ago: float) -> None:

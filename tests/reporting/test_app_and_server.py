@@ -69,7 +69,7 @@ def build(
     queue_size: int = 10,
     reporters: Sequence[Reporter] = (),
 ) -> Watcher:
-    ledger = Ledger(tmp_path)
+    ledger = Ledger(tmp_path, clock=clock)
     config = PolicyConfig(88, False, BudgetConfig(3, 3600), DEFAULT_ACTIONS, Action.HOLD)
 
     def no_cursors() -> Callable[[], object]:

@@ -77,7 +77,8 @@ async def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     config = load_config()
     shared = open_launcher(config.settings.launcher_dir)
     watcher, _ = build_watcher(config, Parts(SystemClock(), launcher=shared, environ={}))
-    assert {m.name for m in watcher.monitors} == {"log", "progress", "probes", "gpu", "workload"}
+    expected = {"log", "progress", "probes", "gpu", "workload", "state"}
+    assert {m.name for m in watcher.monitors} == expected
     watcher.ledger.append(LedgerEntry("restart", "NcclError", 1.0, fault_class="transient"))
     finding = Finding("log", "NcclError", Severity.FATAL, FaultClass.TRANSIENT, "x", 1.0)
     watcher.emit(finding)

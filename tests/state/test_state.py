@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from tests.conftest import FakeClock
 from watcher.state import ledger as ledger_module
 from watcher.state.cursors import Cursor, CursorSnapshot, CursorStore
 from watcher.state.ledger import Ledger, LedgerEntry
@@ -9,16 +10,19 @@ from watcher.state.startup import plan_start
 
 
 def test_ledger_round_trip_and_durable_append(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path)
+    clock = FakeClock(now=1000.0, epoch=1_800_000_000.5 - 1000.0)
+    ledger = Ledger(tmp_path, clock=clock, boot_id="boot-a")
     entry = LedgerEntry(
         action="restart", reason="NcclWatchdogTimeout", time=1_800_000_000.5,
         evidence=("line one",), file="/logs/a.log", offset=42, exit_code=88,
         details={"restarts_in_window": 0},
     )  # fmt: skip
     ledger.append(entry)
-    again = Ledger(tmp_path)
+    stamped = ledger.entries[0]
+    assert (stamped.id, stamped.boot_id, stamped.monotonic) == (entry.id, "boot-a", 1000.0)
+    again = Ledger(tmp_path, clock=clock, boot_id="boot-a")
     again.load()
-    assert again.entries == [entry]
+    assert again.entries == [stamped]
     assert '"time_iso":"2027-01-15T08:00:00Z"' in (tmp_path / "ledger.jsonl").read_text()
 
 

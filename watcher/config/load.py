@@ -92,6 +92,8 @@ def _read_file(name: str) -> tuple[Path | None, dict[str, Any]]:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError([f"WATCHER_CONFIG={name}: not valid {_kind(path)}: {exc}"]) from None
+    except (RecursionError, ValueError) as exc:  # nested too deeply; a 5,000-digit integer
+        raise ConfigError([f"WATCHER_CONFIG={name}: cannot be read: {exc}"[:500]]) from None
     if data is None:
         return path, {}
     if not isinstance(data, dict):

@@ -8,16 +8,27 @@ that name the variable or file key.
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
 from watcher import exitcodes
+from watcher.config.values import (
+    dns_label,
+    dns_subdomain,
+    listen_host,
+    usable_glob,
+    usable_path,
+    usable_path_or_none,
+)
 from watcher.probes.spec import ProbeSpec
 from watcher.rules.regex import PatternError, compile_pattern
 from watcher.rules.rule import Rule
@@ -47,6 +58,8 @@ def _actionable(action: Action) -> Action:
 ClassAction = Annotated[Action, AfterValidator(_actionable)]
 
 GpuBackend = Literal["auto", "off", "nvml", "nvidia-smi", "dcgm"]
+DAY = 86400.0
+WEEK = 7 * DAY
 
 
 class WatcherSettings(BaseSettings):
@@ -59,6 +72,7 @@ class WatcherSettings(BaseSettings):
         extra="forbid",
         str_strip_whitespace=True,
         use_attribute_docstrings=True,
+        allow_inf_nan=False,
     )
 
     log_paths: CommaList = ()
@@ -69,17 +83,17 @@ class WatcherSettings(BaseSettings):
     """Exit code that triggers the Pod's RestartAllContainers rule. Not 0, 1, 2 or >= 128."""
     termination_log: Path | None = Path("/dev/termination-log")
     """Where the reason is written before exiting (Kubernetes shows it); empty disables."""
-    http_host: str = "0.0.0.0"
+    http_host: str = Field(default="0.0.0.0", max_length=253)
     """Address of the health and metrics server."""
     http_port: int = Field(default=9188, ge=0, le=65535)
     """Port of /healthz, /readyz, /status and /metrics; 0 picks a free port (logged)."""
     dry_run: bool = False
     """Decide and report, but never exit or act for a fault ("would exit 88 because ...")."""
-    max_restarts: int = Field(default=3, ge=0)
+    max_restarts: int = Field(default=3, ge=0, le=100)
     """In-place restarts allowed within `restart_window`; one more is refused."""
-    restart_window: float = Field(default=3600.0, gt=0)
+    restart_window: float = Field(default=3600.0, ge=1, le=WEEK)
     """Seconds over which `max_restarts` is counted."""
-    min_uptime: float = Field(default=0.0, ge=0)
+    min_uptime: float = Field(default=0.0, ge=0, le=DAY)
     """Refuse a restart sooner than this many seconds after the previous one (0: off)."""
     budget_exhausted_action: Literal[Action.FAIL, Action.HOLD, Action.EVICT] = Action.FAIL
     """What to do instead of a refused restart: `fail` lets the Pod fail so its owner decides
@@ -98,44 +112,44 @@ class WatcherSettings(BaseSettings):
     """Comma-separated reasons of built-in rules to turn off."""
     extra_excludes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     """More exclude patterns for rules, by reason: `{NcclError: ['my benign variant']}`."""
-    silence_timeout: float | None = Field(default=None, gt=0)
+    silence_timeout: float | None = Field(default=None, ge=1, le=WEEK)
     """Fatal (hang) when no log bytes arrive for this many seconds after the first ones."""
-    startup_grace: float | None = Field(default=None, gt=0)
+    startup_grace: float | None = Field(default=None, ge=1, le=WEEK)
     """Fatal (hang) when the workload writes nothing (or no step, or no heartbeat) this
     long after start; silence and stall timers never fire within it. Off: wait forever."""
-    progress_pattern: str | None = None
+    progress_pattern: str | None = Field(default=None, max_length=4096)
     """RE2 with one capture group holding a number, e.g. `step (\\d+)`."""
-    progress_timeout: float | None = Field(default=None, gt=0)
+    progress_timeout: float | None = Field(default=None, ge=1, le=WEEK)
     """Fatal (hang) when the captured number has not changed for this many seconds."""
     heartbeat_file: Path | None = None
     """A file whose modification time the workload refreshes."""
-    heartbeat_timeout: float | None = Field(default=None, gt=0)
+    heartbeat_timeout: float | None = Field(default=None, ge=1, le=WEEK)
     """Fatal (hang) when the heartbeat file is older than this many seconds."""
     probes: tuple[ProbeSpec, ...] = ()
     """HTTP and TCP checks of the workload (a JSON list here, a YAML list in the file)."""
     kubernetes: Literal["auto", "off"] = "auto"
     """`auto`: use the API (Events, eviction, wiring and restart checks) when
     WATCHER_POD_NAME is set and KUBECONFIG or an in-cluster service account is there."""
-    pod_name: str | None = None
+    pod_name: Annotated[str | None, AfterValidator(dns_subdomain)] = None
     """This Pod's name (downward API `metadata.name`)."""
-    pod_namespace: str | None = None
+    pod_namespace: Annotated[str | None, AfterValidator(dns_label)] = None
     """This Pod's namespace (downward API `metadata.namespace`); default: the service
     account's namespace in-cluster, else `default`."""
-    container_name: str = "pod-watcher"
+    container_name: Annotated[str, AfterValidator(dns_label)] = "pod-watcher"
     """This container's name in the Pod spec, for the wiring check."""
-    api_timeout: float = Field(default=2.0, gt=0, le=60)
+    api_timeout: float = Field(default=2.0, ge=0.1, le=60)
     """Deadline in seconds for each Kubernetes API call; the exit never waits longer."""
-    verify_restart_timeout: float = Field(default=300.0, gt=0)
+    verify_restart_timeout: float = Field(default=300.0, ge=1, le=DAY)
     """After a restart we asked for, how long to wait for the other containers to come back."""
-    gpu_poll_interval: float = Field(default=10.0, gt=0, le=3600)
+    gpu_poll_interval: float = Field(default=10.0, ge=0.1, le=3600)
     """Seconds between two GPU health polls."""
-    gpu_timeout: float = Field(default=5.0, gt=0, le=120)
+    gpu_timeout: float = Field(default=5.0, ge=0.1, le=120)
     """Deadline in seconds of each GPU query (an NVML call, nvidia-smi, an HTTP GET)."""
-    nvidia_smi: str = "nvidia-smi"
+    nvidia_smi: Annotated[str, Field(min_length=1), AfterValidator(usable_path)] = "nvidia-smi"
     """The nvidia-smi binary: a name looked up on PATH, or a path."""
-    dcgm_exporter_url: str | None = None
+    dcgm_exporter_url: str | None = Field(default=None, max_length=2048)
     """dcgm-exporter's URL, e.g. `http://$(NODE_IP):9400/metrics`, NODE_IP from `status.hostIP`."""
-    dcgmi: str = "dcgmi"
+    dcgmi: Annotated[str, Field(min_length=1), AfterValidator(usable_path)] = "dcgmi"
     """The dcgmi binary for `dcgmi health -c` with the dcgm backend; used only if found."""
     gpu_uuids: CommaList = ()
     """This Pod's GPUs by UUID; default: NVIDIA_VISIBLE_DEVICES if it lists UUIDs, else all seen."""
@@ -143,21 +157,21 @@ class WatcherSettings(BaseSettings):
     """GPU backend: auto (NVML, else nvidia-smi, else off), off, nvml, nvidia-smi or dcgm."""
     start_position: Literal["end", "start"] = "end"
     """Where to begin in files that exist at the first start: their `end` or their `start`."""
-    poll_interval: float = Field(default=10.0, gt=0, le=60)
+    poll_interval: float = Field(default=10.0, ge=0.1, le=60)
     """Seconds between safety-net re-stats of the watched files (in case inotify is silent)."""
-    fallback_poll_interval: float = Field(default=0.25, gt=0, le=60)
+    fallback_poll_interval: float = Field(default=0.25, ge=0.05, le=60)
     """Polling interval once inotify was caught missing a change."""
-    rotate_wait: float = Field(default=5.0, ge=0)
+    rotate_wait: float = Field(default=5.0, ge=0, le=3600)
     """Seconds to keep draining a rotated or deleted file a writer may still hold open."""
-    max_line_bytes: int = Field(default=1 << 20, ge=4096)
+    max_line_bytes: int = Field(default=1 << 20, ge=4096, le=64 << 20)
     """Longest line kept whole; a longer one is scanned in pieces of this size."""
-    read_chunk_bytes: int = Field(default=1 << 20, ge=4096)
+    read_chunk_bytes: int = Field(default=1 << 20, ge=4096, le=16 << 20)
     """Bytes read and scanned per step."""
-    max_files: int = Field(default=256, ge=1)
+    max_files: int = Field(default=256, ge=1, le=16384)
     """Most files followed at once (each holds an open descriptor)."""
-    last_words_timeout: float = Field(default=5.0, gt=0)
+    last_words_timeout: float = Field(default=5.0, ge=0.1, le=300)
     """Deadline in seconds for everything between a decision and the exit."""
-    queue_size: int = Field(default=1024, ge=1)
+    queue_size: int = Field(default=1024, ge=1, le=1_000_000)
     """Findings waiting for the policy; more are dropped and counted."""
     log_format: Literal["json", "text"] = "json"
     """`json` lines for machines, `text` for people."""
@@ -177,9 +191,16 @@ class WatcherSettings(BaseSettings):
     stop_grace: float = Field(default=30.0, gt=0, le=3600)
     """Seconds a workload stopped by `fail` gets between SIGTERM and SIGKILL."""
 
+    # -- fail-closed (the log source's honesty) ----------------------------------------
+    log_glob_grace: float | None = Field(default=60.0, ge=0, le=DAY)
+    """Seconds after start at which a log glob that matches nothing is reported (a log
+    line, /status and a warning finding); empty: never."""
+
     @field_validator("final_exit_codes", mode="after")
     @classmethod
     def _exit_codes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) > 64:
+            raise ValueError(f"{len(value)} exit codes; at most 64")
         for code in value:
             if not 1 <= code <= 255:
                 raise ValueError(f"{code} is not a failing exit code (1..255)")
@@ -192,6 +213,30 @@ class WatcherSettings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("log_paths")
+    @classmethod
+    def _globs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > 64:
+            raise ValueError(f"{len(value)} globs; at most 64")
+        return tuple(usable_glob(pattern) for pattern in value)
+
+    @field_validator("state_dir", "termination_log", "config", "heartbeat_file")
+    @classmethod
+    def _paths(cls, value: Path | None) -> Path | None:
+        return usable_path_or_none(value)
+
+    @field_validator("http_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return listen_host(value)
+
+    @field_validator("gpu_uuids", "rule_packs", "disable_rules")
+    @classmethod
+    def _short_items(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > 256 or any(len(item) > 256 for item in value):
+            raise ValueError("at most 256 items of at most 256 characters each")
         return value
 
     @field_validator("progress_pattern")
@@ -235,8 +280,18 @@ class WatcherSettings(BaseSettings):
     @field_validator("dcgm_exporter_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value[:200]!r} is not an http:// or https:// URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:
+            raise ValueError(f"{value[:200]!r} is not a URL: {exc}") from None
+        if not parts.hostname:
+            raise ValueError(f"{value[:200]!r} has no host")
+        listen_host(parts.hostname)
         return value
 
     @field_validator(
@@ -248,6 +303,7 @@ class WatcherSettings(BaseSettings):
         "pod_namespace",
         "dcgm_exporter_url",
         "launcher_dir",
+        "log_glob_grace",
         mode="before",
     )
     @classmethod
@@ -286,4 +342,15 @@ class WatcherSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The config file's content arrives as init arguments (see load.py) and must lose
         # to the environment, so the environment comes first.
-        return env_settings, init_settings
+        return _EnvSource(settings_cls), init_settings
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment, where JSON nested too deeply is invalid JSON (a message naming the
+    variable), not a RecursionError."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None

@@ -5,14 +5,18 @@ say "look at this path again". So lost, merged or reordered inotify events canno
 the bookkeeping wrong, only late.
 """
 
+import errno
 import logging
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from watcher.logs import refusals
+from watcher.logs.descriptors import DescriptorBudget
 from watcher.logs.globs import GlobSet
-from watcher.logs.tail import FileId, Tail
+from watcher.logs.refusals import Refusals
+from watcher.logs.tail import FileId, NotFollowable, Tail
 from watcher.state.cursors import Cursor
 
 log = logging.getLogger(__name__)
@@ -38,9 +42,10 @@ class TrackedFiles:
         self._chunk = chunk
         self.by_path: dict[str, Tail] = {}
         self.by_id: dict[FileId, Tail] = {}
-        self.refused: dict[str, Cursor] = {}
-        """Matching paths not followed because ``max_files`` was reached, with where to
-        start once admitted: where reading would have started when they were refused."""
+        self._descriptors = DescriptorBudget()
+        self.refused = Refusals()
+        """Matching paths not followed, why, and where reading starts once admitted:
+        where it would have started when they were first refused."""
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -57,7 +62,7 @@ class TrackedFiles:
         opened = []
         for path in self.globs.expand():
             cursor = policy.resume.get(path)
-            tail = self._open(path, from_end=policy.from_end, cursor=cursor)
+            tail = self._open(path, from_end=policy.from_end, cursor=cursor, now=now)
             if tail is not None:
                 opened.append(tail)
         for path, cursor in policy.resume.items():
@@ -65,6 +70,10 @@ class TrackedFiles:
                 tail = self._rotated_away(path, cursor, now)
                 if tail is not None:
                     opened.append(tail)
+        for pattern in self.globs.patterns:
+            if os.path.isdir(pattern):  # a literal path naming a directory: a typo
+                detail = f"a directory: did you mean {os.path.join(pattern, '*.log')}?"
+                self.refused.refuse(pattern, refusals.NOT_REGULAR, detail, Cursor(0, 0, 0), now)
         return opened
 
     def _rotated_away(self, path: str, cursor: Cursor, now: float) -> Tail | None:
@@ -79,7 +88,7 @@ class TrackedFiles:
                 extra={"fields": fields},
             )
             return None
-        tail = self._open(rotated, from_end=False, cursor=cursor)
+        tail = self._open(rotated, from_end=False, cursor=cursor, now=now, limit=False)
         if tail is not None:
             log.info(
                 "reading the end of a file rotated while the watcher was away",
@@ -96,10 +105,15 @@ class TrackedFiles:
         (rename within the directory), and a new matching file (read from its start).
         """
         tail = self.by_path.get(path)
-        st = _stat(path)
+        found = _stat_any(path)
+        st = found if found is not None and stat.S_ISREG(found.st_mode) else None
         if tail is not None and (st is None or FileId.of(st) != tail.file_id):
             self._orphan(tail, now)
+        if found is None:
+            self.refused.admit(path)  # gone: nothing to remember about it
         if st is None:
+            if found is not None and not stat.S_ISDIR(found.st_mode) and self.globs.matches(path):
+                self._open(path, from_end=False, cursor=None, now=now, limit=False)  # why not
             return tail
         known = self.by_id.get(FileId.of(st))
         if known is not None:
@@ -109,10 +123,15 @@ class TrackedFiles:
             return known
         if not self.globs.matches(path):
             return tail
-        return self._open(path, from_end=False, cursor=self.refused.get(path))
+        refused = self.refused.get(path)
+        start = None if refused is None else refused.start
+        return self._open(path, from_end=False, cursor=start, now=now)
 
     def discover(self, now: float) -> list[Tail]:
-        """Open matching files we do not follow yet (after a directory appeared)."""
+        """Open matching files we do not follow yet (after a directory appeared), and
+        try the refused ones again."""
+        self.refused.forget_missing()
+        self.refused.flush(now)
         found = []
         for path in self.globs.expand():
             if path not in self.by_path:
@@ -145,24 +164,55 @@ class TrackedFiles:
             )
         return cursors
 
-    def _open(self, path: str, *, from_end: bool, cursor: Cursor | None) -> Tail | None:
-        if len(self.by_id) >= self.max_files:
-            if path not in self.refused:
-                self.refused[path] = _start_cursor(path, from_end, cursor)
-                log.warning(
-                    "too many files: not following this one",
-                    extra={"fields": {"path": path, "max_files": self.max_files}},
+    def followed(self) -> int:
+        """Files counted against ``max_files``: those at a watched name. Rotated-away
+        inodes still being drained do not count (they leave within the rotate wait)."""
+        return len(self.by_path)
+
+    def refuse_tail(self, tail: Tail, kind: str, detail: str, now: float) -> None:
+        """Stop following ``tail`` (it could not be read) and refuse its path, to be
+        resumed where it stopped once it can be read again."""
+        start = Cursor(tail.file_id.dev, tail.file_id.ino, tail.offset)
+        at_name = self.by_path.get(tail.path) is tail
+        self.forget(tail)
+        if at_name:
+            self.refused.refuse(tail.path, kind, detail, start, now)
+
+    def _open(
+        self, path: str, *, from_end: bool, cursor: Cursor | None, now: float, limit: bool = True
+    ) -> Tail | None:
+        refusal = self._refusal(limit)
+        if refusal is None:
+            try:
+                tail = Tail.open(
+                    path,
+                    from_end=from_end,
+                    resume=cursor,
+                    max_line=self._max_line,
+                    chunk=self._chunk,
                 )
-            return None
-        tail = Tail.open(
-            path, from_end=from_end, resume=cursor, max_line=self._max_line, chunk=self._chunk
-        )
-        if tail is None:
-            return None
-        self.refused.pop(path, None)
-        self.by_path[path] = tail
-        self.by_id[tail.file_id] = tail
-        return tail
+            except NotFollowable as exc:
+                refusal = exc.kind, exc.detail
+            except OSError as exc:
+                out = exc.errno in (errno.EMFILE, errno.ENFILE)
+                refusal = refusals.DESCRIPTORS if out else refusals.UNREADABLE, _error(exc)
+            else:
+                if tail is None:
+                    return None
+                self._descriptors.opened()
+                self.refused.admit(path)
+                self.by_path[path] = tail
+                self.by_id[tail.file_id] = tail
+                return tail
+        kind, detail = refusal
+        self.refused.refuse(path, kind, detail, _start_cursor(path, from_end, cursor), now)
+        return None
+
+    def _refusal(self, limit: bool) -> tuple[str, str] | None:
+        if limit and self.followed() >= self.max_files:
+            return refusals.TOO_MANY, f"max_files={self.max_files}"
+        short = self._descriptors.short()
+        return None if short is None else (refusals.DESCRIPTORS, short)
 
     def _orphan(self, tail: Tail, now: float) -> None:
         if self.by_path.get(tail.path) is tail:
@@ -201,6 +251,18 @@ def _start_cursor(path: str, from_end: bool, cursor: Cursor | None) -> Cursor:
     if cursor is not None and (cursor.dev, cursor.ino) == (file_id.dev, file_id.ino):
         return cursor
     return Cursor(file_id.dev, file_id.ino, st.st_size if from_end else 0)
+
+
+def _error(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror or exc}" + (f" ({name})" if name else "")
+
+
+def _stat_any(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _points_to(path: str, file_id: FileId) -> bool:

@@ -6,21 +6,30 @@ in case inotify stayed silent (NFS, FUSE, some container file systems). The tick
 its interval's beat (`watcher.timers`), so it shares a wake-up with the other timers.
 If a file grows twice in a row with no event for it, the monitor says so and polls at a
 short interval.
+
+Files take turns: one chunk of each file with news, round after round, and news that
+arrives meanwhile joins the round, so a long backlog in one file never delays a fatal
+line in another by more than a chunk per file. Before a hang verdict (and when the
+workload exits) `catch_up` has the task re-stat everything and read it all.
 """
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from watcher.clock import Clock
 from watcher.gpu.kernel_log import bus_id_named
+from watcher.logs import refusals
 from watcher.logs.evidence import evidence_lines
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet
 from watcher.logs.lines import Block
-from watcher.logs.tail import FileId, Tail
+from watcher.logs.tail import FileId, NotFollowable, Tail
+from watcher.logs.unmatched import UnmatchedGlobs
 from watcher.logs.watch import Changes, Deliver, FsWatcher, InotifyWatcher
 from watcher.monitor import Emit
 from watcher.progress.signals import LogActivity
@@ -34,6 +43,8 @@ log = logging.getLogger(__name__)
 WatcherFactory = Callable[[asyncio.AbstractEventLoop, Deliver], FsWatcher]
 SILENT_TICKS = 2
 """Ticks in a row a file may grow without an event before we stop trusting inotify."""
+CATCH_UP_TIMEOUT = 1.0
+"""Longest `catch_up` waits for the reading task; reading goes on after it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ class Timing:
     poll_interval: float
     fallback_poll_interval: float
     rotate_wait: float
+    glob_grace: float | None = 60.0
+    """Seconds after start at which a glob that matches nothing is reported (None: never)."""
 
 
 class LogMonitor:
@@ -81,7 +94,10 @@ class LogMonitor:
         self.lines_scanned = 0
         self.last_data_at: float | None = None
         self._last_cursors: dict[str, Cursor] | None = None
-        self._catch_ups: list[asyncio.Future[None]] = []
+        self._catching_up: list[asyncio.Future[None]] = []
+        self.unmatched = UnmatchedGlobs(files, timing.glob_grace)
+        if activity is not None:
+            activity.catch_up = self.catch_up
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -89,6 +105,7 @@ class LogMonitor:
         try:
             self._watcher.set_roots(self._globs.watch_roots())
             self._watcher.start()
+            self.unmatched.start(loop_time())
             opened = self._files.open_existing(self._open_policy, self._clock.monotonic())
             log.info(
                 "following log files",
@@ -103,15 +120,20 @@ class LogMonitor:
             self._watcher.stop()
             self._last_cursors = self._files.cursors()
             self._files.close()
+            for waiter in self._catching_up:
+                waiter.cancel()
 
     async def catch_up(self) -> None:
-        """Return once every file was re-stated and read to its current end, by the
-        monitor's own task (no file is ever read by two tasks). The caller bounds the wait."""
-        await self.ready.wait()
-        done = asyncio.get_running_loop().create_future()
-        self._catch_ups.append(done)
+        """Have the reading task re-stat every file, take the pending events and read
+        what the files gained; return when it has (at most `CATCH_UP_TIMEOUT` s)."""
+        if not self.ready.is_set():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._catching_up.append(waiter)
         self._wake.set()
-        await done
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(CATCH_UP_TIMEOUT):
+                await asyncio.shield(waiter)
 
     def cursors(self) -> dict[str, Cursor]:
         """How far each file was scanned; after the monitor stopped, where it stopped."""
@@ -131,7 +153,20 @@ class LogMonitor:
         return self.healthy()[0] and bool(self._files.tails())
 
     def counters(self) -> dict[str, float]:
-        return {"bytes_scanned": self.bytes_scanned, "lines_scanned": self.lines_scanned}
+        totals = self._files.refused.total
+        return {
+            "bytes_scanned": self.bytes_scanned,
+            "lines_scanned": self.lines_scanned,
+            **{f"refusals_{kind}": float(totals[kind]) for kind in refusals.KINDS},
+        }
+
+    def not_followed(self) -> dict[str, int]:
+        """Paths refused now, by kind (`watcher.logs.refusals.KINDS`): gauges for metrics."""
+        return self._files.refused.counts()
+
+    def globs_matching_nothing(self) -> int:
+        """Globs matching nothing now, once the grace is over: a gauge for metrics."""
+        return len(self.unmatched.now or ())
 
     def status(self) -> dict[str, Any]:
         now = self._clock.monotonic()
@@ -139,7 +174,8 @@ class LogMonitor:
             "mode": "polling" if self.polling else "inotify",
             "globs": list(self._globs.patterns),
             "files": [_tail_status(tail, now) for tail in self._files.tails()],
-            "not_followed": sorted(self._files.refused),
+            "not_followed": self._files.refused.status(),
+            "globs_matching_nothing": self.unmatched.now,
             "bytes_scanned": self.bytes_scanned,
             "lines_scanned": self.lines_scanned,
             "last_data_age_s": None if self.last_data_at is None else now - self.last_data_at,
@@ -155,21 +191,24 @@ class LogMonitor:
         while True:
             # a new orphan (no events come for it) or polling shortens the wait at once
             next_tick = min(next_tick, next_beat(loop_time(), self._interval()))
-            await wait_until(next_tick, self._wake)
+            await wait_until(min(next_tick, self.unmatched.due()), self._wake)
             self._wake.clear()
-            changes, self._changes = self._changes, Changes()
-            touched = self._apply(changes)
-            if loop_time() >= next_tick:
+            waiting, self._catching_up = self._catching_up, []
+            touched = self._apply(self._take_changes()) | set(self._files.orphans())
+            if waiting or loop_time() >= next_tick:
                 touched |= self._tick()
                 next_tick = next_beat(loop_time(), self._interval())
-            waiting, self._catch_ups = self._catch_ups, []
-            if waiting:
-                touched |= self._restat()
             await self._drain(touched, emit)
             await self._expire_orphans(emit)
-            for done in waiting:
-                if not done.done():
-                    done.set_result(None)
+            for finding in self.unmatched.check(loop_time(), self._clock.monotonic()):
+                emit(finding)
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _take_changes(self) -> Changes:
+        changes, self._changes = self._changes, Changes()
+        return changes
 
     def _interval(self) -> float:
         busy = self.polling or any(True for _ in self._files.orphans())
@@ -185,29 +224,19 @@ class LogMonitor:
             if tail is not None:
                 touched.add(tail)
                 self._evented.add(tail.file_id)
-        return touched | set(self._files.orphans())
+        return touched
 
     def _replan(self) -> set[Tail]:
         if self._watcher is not None:
             self._watcher.set_roots(self._globs.watch_roots())
         return set(self._files.discover(self._clock.monotonic()))
 
-    def _reconcile_all(self) -> set[Tail]:
-        """Look at every path again; the tails of files that appeared meanwhile."""
+    def _tick(self) -> set[Tail]:
+        """The safety net: re-stat everything, and notice when inotify stays silent."""
         now = self._clock.monotonic()
         touched = self._replan()
         for path in list(self._files.by_path):
             self._files.reconcile(path, now)
-        return touched
-
-    def _restat(self) -> set[Tail]:
-        """Every tail that may have news, found by stat() alone."""
-        touched = self._reconcile_all()
-        return touched | {tail for tail in self._files.tails() if tail.has_news()}
-
-    def _tick(self) -> set[Tail]:
-        """The safety net: re-stat everything, and notice when inotify stays silent."""
-        touched = self._reconcile_all()
         for tail in self._files.tails():
             if not tail.has_news():
                 self._silent.pop(tail.file_id, None)
@@ -229,25 +258,46 @@ class LogMonitor:
             )
 
     async def _drain(self, tails: set[Tail], emit: Emit) -> None:
-        for tail in sorted(tails, key=lambda t: t.path):
+        """Read the tails a chunk at a time, taking turns, until none has more; news
+        arriving meanwhile joins the turns."""
+        turns = deque(sorted(tails, key=lambda t: t.path))
+        queued = set(turns)
+        moved = False
+        while turns:
+            tail = turns.popleft()
+            queued.discard(tail)
             before = tail.offset
-            await self._drain_one(tail, emit)
-            if tail.offset != before:
-                self.moved.set()
-
-    async def _drain_one(self, tail: Tail, emit: Emit) -> None:
-        while tail.fd >= 0:
-            try:
-                block, more = tail.read_once()
-            except OSError as exc:
-                fields = {"path": tail.path, "error": str(exc)}
-                log.warning("cannot read", extra={"fields": fields})
-                return
-            if block is not None:
-                self._scan(tail, block, emit)
-            if not more:
-                return
+            more = self._read_chunk(tail, emit)
+            moved = moved or tail.offset != before
+            if more:
+                turns.append(tail)
+                queued.add(tail)
+            if not turns:
+                break
             await asyncio.sleep(0)  # a long backlog must not starve the health server
+            for news in self._apply(self._take_changes()) - queued:
+                turns.append(news)
+                queued.add(news)
+        if moved:
+            self.moved.set()
+
+    def _read_chunk(self, tail: Tail, emit: Emit) -> bool:
+        """Read and scan one chunk; whether more may follow. A tail that cannot be read
+        is given up and its path refused (tried again later, from where it stopped)."""
+        if tail.fd < 0:
+            return False
+        try:
+            block, more = tail.read_once()
+        except NotFollowable as exc:
+            self._files.refuse_tail(tail, exc.kind, exc.detail, self._clock.monotonic())
+            return False
+        except OSError as exc:
+            detail = f"{exc.strerror or exc}"
+            self._files.refuse_tail(tail, refusals.UNREADABLE, detail, self._clock.monotonic())
+            return False
+        if block is not None:
+            self._scan(tail, block, emit)
+        return more
 
     async def _expire_orphans(self, emit: Emit) -> None:
         now = self._clock.monotonic()

@@ -16,6 +16,52 @@ from watcher.state.cursors import HEAD_BYTES, Cursor
 SIGNATURE_BYTES = 32
 """Bytes just before the offset remembered to notice a copytruncate followed by a
 rewrite past our offset, which the size alone cannot reveal."""
+KMSG = (1, 11)
+"""Major and minor device numbers of /dev/kmsg."""
+
+
+class NotFollowable(Exception):
+    """A path that can be opened but not followed as a log: a FIFO, a device, the
+    kernel log, a UTF-16 file. ``kind`` is one of `watcher.logs.refusals.KINDS`."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def refuse_special(st: os.stat_result) -> None:
+    """Raise NotFollowable unless ``st`` is a regular file."""
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == KMSG:
+        raise NotFollowable(
+            "kernel_log",
+            "a character device whose records are not lines of a file; kernel Xid "
+            "lines reach the watcher through a file a node agent writes, or the GPU monitor",
+        )
+    kind = {
+        stat.S_IFIFO: "a FIFO (named pipe)",
+        stat.S_IFSOCK: "a socket",
+        stat.S_IFCHR: "a character device",
+        stat.S_IFBLK: "a block device",
+        stat.S_IFDIR: "a directory",
+    }.get(stat.S_IFMT(st.st_mode), "not a regular file")
+    raise NotFollowable("not_regular", kind)
+
+
+def refuse_encoding(head: bytes) -> None:
+    """Raise NotFollowable if a file beginning with ``head`` is UTF-16: the rules match
+    bytes as they are, and UTF-16 text would never match them."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise NotFollowable("unsupported_encoding", "UTF-16 (it begins with a byte-order mark)")
+    sample = head[:64]
+    if len(sample) >= 8:
+        even, odd = sample[0::2], sample[1::2]
+        if (odd.count(0) == len(odd) and 0 not in even) or (
+            even.count(0) == len(even) and 0 not in odd
+        ):
+            raise NotFollowable("unsupported_encoding", "UTF-16 (every other byte is NUL)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +109,9 @@ class Tail:
         max_line: int,
         chunk: int,
     ) -> "Tail | None":
-        """Open ``path``; None if it vanished or is not a regular file.
+        """Open ``path``; None if it vanished. Raises NotFollowable for what is not a
+        regular file (looked at before opening: opening a device can have effects) or
+        is UTF-16, and OSError when it cannot be opened (EACCES, EMFILE, EIO...).
 
         ``resume`` (a saved cursor) wins over ``from_end`` when it is the same inode and
         the file still begins as it did; if that inode shrank below the offset it was
@@ -71,20 +119,28 @@ class Tail:
         back) is read from its beginning too.
         """
         try:
+            refuse_special(os.stat(path))
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        try:
+            st = os.fstat(fd)
+            refuse_special(st)
+            refuse_encoding(os.pread(fd, 64, 0))
+        except BaseException:
             os.close(fd)
-            return None
+            raise
         file_id = FileId.of(st)
         if resume is not None and FileId(resume.dev, resume.ino) == file_id:
             same = _begins_with(fd, resume.head)
             offset = resume.offset if same and 0 <= resume.offset <= st.st_size else 0
         else:
             offset = st.st_size if from_end else 0
-        return cls(path, fd, file_id, offset, max_line=max_line, chunk=chunk)
+        try:
+            return cls(path, fd, file_id, offset, max_line=max_line, chunk=chunk)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -100,6 +156,8 @@ class Tail:
         if not data:
             return None, False
         start = self.offset
+        if start == 0:
+            refuse_encoding(data)
         self.offset += len(data)
         tail = data[-SIGNATURE_BYTES:]
         if len(tail) < SIGNATURE_BYTES:

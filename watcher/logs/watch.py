@@ -129,8 +129,12 @@ class InotifyWatcher:
             if current is None:
                 continue
             try:
-                watch = self._observer.schedule(
-                    self._handler, root.path, recursive=root.recursive, event_filter=list(EVENTS)
+                watch = self._observer.schedule(  # follow a symlinked log directory
+                    self._handler,
+                    root.path,
+                    recursive=root.recursive,
+                    event_filter=list(EVENTS),
+                    follow_symlink=True,
                 )
             except OSError as exc:  # gone already, or out of inotify watches
                 log.warning(

@@ -7,7 +7,7 @@ sidecar, a restart while the watcher was down). The kubelet spaces RestartAllCon
 cycles by nothing, so the back-off between two restarts is the watcher's own.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from watcher.state.ledger import LedgerEntry
@@ -42,8 +42,12 @@ def restarts(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
     return [e for e in entries if e.action == "restart" and e.id not in not_taken]
 
 
-def in_window(entries: Sequence[LedgerEntry], now: float, window: float) -> list[LedgerEntry]:
-    return [entry for entry in restarts(entries) if now - entry.time < window]
+Age = Callable[[LedgerEntry], float]
+"""Seconds since an entry happened, whatever the wall clock did since (`Ledger.age`)."""
+
+
+def in_window(entries: Sequence[LedgerEntry], age: Age, window: float) -> list[LedgerEntry]:
+    return [entry for entry in restarts(entries) if age(entry) < window]
 
 
 def backoff_for(config: BudgetConfig, restarts_so_far: int) -> float:
@@ -53,9 +57,11 @@ def backoff_for(config: BudgetConfig, restarts_so_far: int) -> float:
     return float(min(config.backoff_max, config.backoff * 2 ** (restarts_so_far - 1)))
 
 
-def allowance(config: BudgetConfig, entries: Sequence[LedgerEntry], now: float) -> Allowance:
-    """May the watcher restart the Pod in place now (or after a back-off)?"""
-    recent = in_window(entries, now, config.window)
+def allowance(config: BudgetConfig, entries: Sequence[LedgerEntry], age: Age) -> Allowance:
+    """May the watcher restart the Pod in place now (or after a back-off)? Ages come from
+    the ledger, which maps wall-clock times onto the monotonic clock as they arrive, so a
+    clock step neither spends nor refunds the budget."""
+    recent = in_window(entries, age, config.window)
     details: dict[str, object] = {
         "restarts_in_window": len(recent),
         "max_restarts": config.max_restarts,
@@ -69,11 +75,11 @@ def allowance(config: BudgetConfig, entries: Sequence[LedgerEntry], now: float) 
         return Allowance(False, why, details=details)
     if not recent:
         return Allowance(True, details=details)
-    age = max(0.0, now - max(entry.time for entry in recent))
-    if age < config.min_uptime:
-        why = f"the last restart was only {age:.0f}s ago (min_uptime {config.min_uptime:g}s)"
+    since = min(age(entry) for entry in recent)
+    if since < config.min_uptime:
+        why = f"the last restart was only {since:.0f}s ago (min_uptime {config.min_uptime:g}s)"
         return Allowance(False, why, details=details)
-    delay = max(0.0, backoff_for(config, len(recent)) - age)
+    delay = max(0.0, backoff_for(config, len(recent)) - since)
     if delay > 0:
         details["backoff_s"] = round(delay, 3)
     return Allowance(True, delay=delay, details=details)

@@ -257,7 +257,7 @@ class Policy:
 
     def _restart(self, finding: Finding, what: str) -> Decision:
         config = self.config
-        budget = allowance(config.budget, self._ledger.entries, self._clock.wall())
+        budget = allowance(config.budget, self._ledger.entries, self._ledger.age)
         if not budget.allowed:
             return self._escalate(finding, f"{what}: {budget.why}", budget.details)
         details = {**budget.details, "exit_code": config.restart_exit_code}

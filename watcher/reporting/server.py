@@ -1,5 +1,14 @@
-"""The HTTP server: /healthz, /readyz, /status and /metrics on aiohttp."""
+"""The HTTP server: /healthz, /readyz, /status and /metrics on aiohttp.
 
+It listens on every address of the Pod (`WATCHER_HTTP_HOST=0.0.0.0`): the kubelet's
+probes and Prometheus come to the Pod IP, and binding to the Pod IP alone would keep no
+other Pod out (they reach the Pod IP too). It is hardened instead: a connection cap with
+the oldest half-sent request dropped first (`watcher.reporting.guard`), a header deadline,
+and descriptors left to the rest of the watcher. README says what it reveals and how a
+NetworkPolicy closes it.
+"""
+
+import asyncio
 import json
 import logging
 from typing import Any, Protocol
@@ -7,6 +16,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
+
+from watcher.reporting.guard import ConnectionGuard, connection_cap
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +56,60 @@ def build_app(watcher: Observable, registry: CollectorRegistry) -> web.Applicati
     return app
 
 
+HEADER_TIMEOUT = 5.0
+"""Seconds a connection has to send whole request headers (and an idle keep-alive
+connection is kept): aiohttp's keep-alive timer runs from the connection's start."""
+BACKLOG = 128
+
+
 class HttpServer:
     """Runs the app on host:port without touching signal handlers (the CLI owns those)."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
+    ) -> None:
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=0.5,
+            keepalive_timeout=header_timeout,
         )
         self._host = host
         self._port = port
+        self.guard = ConnectionGuard(max_connections or connection_cap())
+        self._server: asyncio.Server | None = None
         self.port: int | None = None
 
     async def start(self) -> int:
         """Bind and serve; returns the bound port (useful when 0 was asked for)."""
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        self.port = int(self._runner.addresses[0][1])
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                self.guard.wrap(server), self._host, self._port, backlog=BACKLOG, reuse_address=True
+            )
+        except (OSError, UnicodeError) as exc:  # the message names the host as well
+            errno = getattr(exc, "errno", None) or 0
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise OSError(errno, f"WATCHER_HTTP_HOST={self._host!r}: {why}") from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
     async def stop(self) -> None:
+        """Stop listening, drop every connection, and let aiohttp clean up (its
+        handlers have nothing left to wait for)."""
+        if self._server is not None:
+            self._server.close()
+        self.guard.abort_all()
         await self._runner.cleanup()
 
 
