@@ -44,9 +44,9 @@ def test_gpu_only_runs_and_is_up_while_nvidia_smi_answers(
 ) -> None:
     watcher.wait_ready()
     status = watcher.status()
-    assert list(status["monitors"]) == ["gpu"]
+    assert list(status["monitors"]) == ["gpu", "state"]
     assert status["state"] == "watching"
-    assert watcher.get_json("/readyz") == {"ok": True, "monitors": {"gpu": True}}
+    assert watcher.get_json("/readyz") == {"ok": True, "monitors": {"gpu": True, "state": True}}
     assert watcher.metrics()[UP] == 1
 
     smi.set("driver")  # "couldn't communicate with the NVIDIA driver", exit 9

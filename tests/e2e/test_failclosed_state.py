@@ -57,11 +57,6 @@ def restarts_recorded(paths: Paths) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lead's change to watcher/actions is due: a restart that Ledger.append cannot "
-    "record (it raises OSError) must be refused; until then 6 of 6 faults exit 88",
-)
 def test_a_full_state_volume_never_exits_88_more_than_the_budget(
     paths: Paths, spawn: Spawn
 ) -> None:

@@ -18,9 +18,6 @@ TERMINATING = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
 READ_SIZE = 1 << 16
 CONTROL_POLL = 1.0
 VERDICT_POLL = 0.01
-BATCH = 0.02
-"""Once output flows, the pipes are read on this beat instead of at every write: a
-trainer printing 100 times a second costs 50 wake-ups, not 100, for 20 ms of delay."""
 DRAIN_AFTER_EXIT = 1.0
 """Seconds to keep reading output that the command's children still write after it exited."""
 
@@ -123,8 +120,8 @@ class Runner:
     def _pump_batched(self, timeout: float) -> None:
         """While output flows, sleep out a batch (a signal still wakes at once), then take
         what came meanwhile; when a batch finds nothing, wait for output again."""
-        if self.batching:
-            for _ in self.signals_only.select(min(timeout, BATCH)):
+        if self.batching and self.settings.batch > 0:
+            for _ in self.signals_only.select(min(timeout, self.settings.batch)):
                 self._on_wake()
             self.batching = self.pump(0)
         else:
