@@ -17,13 +17,13 @@ from watcher.actions.actions import Actions
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
 from watcher.monitor import Monitor
-from watcher.policy.budget import in_window, restarts
+from watcher.policy.budget import in_window
 from watcher.policy.policy import Policy
 from watcher.reporting.board import StatusBoard, shown
 from watcher.reporting.decision_log import DecisionLog
 from watcher.reporting.metrics import Metrics
 from watcher.reporting.reporters import Reporter, Reporters
-from watcher.state.ledger import Ledger
+from watcher.state.ledger import Ledger, restarts
 from watcher.types import Finding
 
 log = logging.getLogger(__name__)

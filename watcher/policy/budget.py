@@ -10,7 +10,7 @@ cycles by nothing, so the back-off between two restarts is the watcher's own.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from watcher.state.ledger import LedgerEntry
+from watcher.state.ledger import LedgerEntry, restarts
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,6 @@ class Allowance:
     delay: float = 0.0
     """Seconds to wait first (the back-off), when allowed."""
     details: dict[str, object] = field(default_factory=dict)
-
-
-def restarts(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-    """The in-place restarts that happened, oldest first."""
-    not_taken = {entry.details.get("ref") for entry in entries if entry.action == "not_taken"}
-    return [e for e in entries if e.action == "restart" and e.id not in not_taken]
 
 
 Age = Callable[[LedgerEntry], float]

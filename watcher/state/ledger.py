@@ -23,6 +23,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,13 @@ def _fit(entry: LedgerEntry) -> LedgerEntry:
     if len(smaller.to_json().encode("utf-8")) <= MAX_ENTRY_BYTES:
         return smaller
     return replace(smaller, evidence=(), details={"cut": "too large for the ledger"})
+
+
+def restarts(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    """The in-place restarts that happened, oldest first: ``restart`` entries (asked for,
+    or only observed), minus those a later start found were never carried out."""
+    not_taken = {entry.details.get("ref") for entry in entries if entry.action == "not_taken"}
+    return [e for e in entries if e.action == "restart" and e.id not in not_taken]
 
 
 def current_boot_id() -> str:

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from watcher.logs.files import OpenPolicy
-from watcher.policy.budget import restarts
 from watcher.state.cursors import CursorSnapshot
-from watcher.state.ledger import Ledger, LedgerEntry
+from watcher.state.ledger import Ledger, LedgerEntry, restarts
 
 StartMode = Literal["after_restart", "resume", "fresh"]
 Launcher = Literal["running", "stopped", "absent"]
