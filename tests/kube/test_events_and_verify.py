@@ -72,6 +72,11 @@ def test_event_for_each_decision() -> None:
     wiring = replace(FINDING, source="kubernetes", reason="RestartRuleMissing", message="no rule")
     warned = event_for(Decision(Action.WARN, wiring, "warning"), 88)
     assert warned == PodEvent("RestartRuleMissing", "no rule.", key="RestartRuleMissing")
+    nothing = replace(FINDING, source="log", reason="LogGlobMatchesNothing", message="no file")
+    glob = event_for(Decision(Action.WARN, nothing, "warning"), 88)
+    assert glob == PodEvent("LogGlobMatchesNothing", "no file.", key="LogGlobMatchesNothing")
+    noise = replace(FINDING, source="log", reason="NcclWarn", message="a warning line")
+    assert event_for(Decision(Action.WARN, noise, "warning"), 88) is None
 
 
 async def test_event_body_dedup_and_rate_limit(clock: FakeClock) -> None:

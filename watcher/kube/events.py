@@ -24,6 +24,15 @@ MESSAGE_LIMIT = 1024
 """Event messages are cut to this many characters."""
 
 
+NOTICED_SOURCES = frozenset({"kubernetes", "state"})
+"""Every warning of these sources is an Event: wiring problems, a sick state volume."""
+NOTICED_WARNINGS = frozenset(
+    {"LogGlobMatchesNothing", "ProbeNeverSucceeded", "GpuMonitorUnavailable"}
+)
+"""Warnings that say the watcher is not watching what it was told to: a glob matching no
+file after the grace, a probe that never once succeeded, GPUs it cannot read."""
+
+
 @dataclass(frozen=True, slots=True)
 class PodEvent:
     reason: str
@@ -49,9 +58,11 @@ def event_for(decision: Decision, exit_code: int) -> PodEvent | None:
         return PodEvent(
             "WouldRestartAllContainers", f"{seen}. Dry run: would {verb}.", key=finding.reason
         )
-    if decision.action is Action.WARN:  # only misconfiguration found through the API
-        kube = finding.source == "kubernetes"
-        return PodEvent(finding.reason, f"{finding.message}.", key=finding.reason) if kube else None
+    if decision.action is Action.WARN:  # only what someone must fix: wiring, setup, volume
+        worth = finding.source in NOTICED_SOURCES or finding.reason in NOTICED_WARNINGS
+        return (
+            PodEvent(finding.reason, f"{finding.message}.", key=finding.reason) if worth else None
+        )
     next_step = {
         Action.RESTART: (
             "RestartingAllContainers",
