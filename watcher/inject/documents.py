@@ -58,7 +58,9 @@ def uninject_documents(documents: Iterable[Obj], options: Options) -> Result:
 
 
 def name_of(document: Obj) -> str:
-    return f"{document.get('kind', '?')}/{(document.get('metadata') or {}).get('name', '?')}"
+    metadata = document.get("metadata") or {}
+    generated = f"{metadata['generateName']}*" if metadata.get("generateName") else "?"
+    return f"{document.get('kind', '?')}/{metadata.get('name') or generated}"
 
 
 def _flat(documents: list[Obj]) -> Iterable[Obj]:
