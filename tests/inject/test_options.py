@@ -240,3 +240,19 @@ def test_a_command_already_run_by_the_launcher_is_not_wrapped_twice() -> None:
 def test_uninject_leaves_a_pod_without_pod_watcher_alone() -> None:
     source = pod(TRAINER, serviceAccountName="pod-watcher")
     assert uninject_documents([source], Options()).documents == [source]
+
+
+def test_a_cron_job_s_pod_template_is_injected() -> None:
+    import kubernetes_validate
+
+    template = {"spec": pod(TRAINER)["spec"]}
+    cron = {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}},
+    }  # fmt: skip
+    out = one(cron)
+    spec = out["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert spec["initContainers"][0]["name"] == "pod-watcher"
+    for version in ("1.35.0", "1.36.0"):
+        kubernetes_validate.validate(out, version, strict=True)
+    assert uninject_documents([out], Options()).documents == [cron]
