@@ -256,3 +256,20 @@ def test_a_cron_job_s_pod_template_is_injected() -> None:
     for version in ("1.35.0", "1.36.0"):
         kubernetes_validate.validate(out, version, strict=True)
     assert uninject_documents([out], Options()).documents == [cron]
+
+
+def test_no_rbac_hint_when_the_service_account_comes_along() -> None:
+    rbac = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
+    alone = inject(stdin=dump([pod(TRAINER)]))
+    assert "service account 'pod-watcher' needs the Role" in alone.stderr
+    together = inject(str(rbac), "-", stdin=dump([pod(TRAINER)]))
+    assert together.returncode == 0 and together.stderr == ""
+    assert [d["kind"] for d in load_all(together.stdout)][-1] == "Pod"
+
+
+def test_api_none_is_idempotent_on_a_pod_that_has_the_account_itself() -> None:
+    source = pod(TRAINER, serviceAccountName="pod-watcher", automountServiceAccountToken=False)
+    once = one(source, Options(api="none"))
+    assert once["spec"]["serviceAccountName"] == "pod-watcher"
+    assert one(once, Options(api="none")) == once
+    assert uninject_documents([once], Options(api="none")).documents == [source]

@@ -41,10 +41,14 @@ def inject_documents(documents: Iterable[Obj], options: Options) -> Result:
     for document in _flat(docs):
         if document.get("kind") == "TrainJob" and group(document) == TRAINER_GROUP:
             _train_job(document, built, runtimes, result)
+        if document.get("kind") == "ServiceAccount":  # brought along: no hint needed
+            result.accounts.discard(str((document.get("metadata") or {}).get("name")))
     return result
 
 
 def uninject_documents(documents: Iterable[Obj], options: Options) -> Result:
+    """Everything inject added with the same ``options`` taken out again."""
+    fields = pieces(options).pod
     docs = [copy.deepcopy(d) for d in documents]
     for document in _flat(docs):
         if document.get("kind") == "TrainJob" and group(document) == TRAINER_GROUP:
@@ -53,7 +57,7 @@ def uninject_documents(documents: Iterable[Obj], options: Options) -> Result:
                 trainer["command"] = trainer["command"][3:]
             continue
         for site in _sites(document, Result([])):
-            site.template["spec"] = uninject_spec(site.template["spec"], options.service_account)
+            site.template["spec"] = uninject_spec(site.template["spec"], fields)
     return Result(docs)
 
 

@@ -26,9 +26,10 @@ AUTOMOUNTED = "kube-api-access-"
 """The prefix of the token volume the ServiceAccount admission plugin adds."""
 
 
-def uninject_spec(spec: Obj, service_account: str = WATCHER) -> Obj:
+def uninject_spec(spec: Obj, fields: Obj | None = None) -> Obj:
     """``spec`` without the watcher, its volumes and mounts, the launcher in front of the
-    commands, and the Pod fields that still have the values inject gives them."""
+    commands, and the Pod ``fields`` that still have inject's values (default: those of
+    the default options)."""
     spec = copy.deepcopy(spec)
     inits = spec.get("initContainers") or []
     ours = next((c for c in inits if c.get("name") == WATCHER), None)
@@ -44,7 +45,7 @@ def uninject_spec(spec: Obj, service_account: str = WATCHER) -> Obj:
         mounts = container.get("volumeMounts") or []
         _set_list(container, "volumeMounts", [m for m in mounts if m.get("name") not in volumes])
     _set_list(spec, "volumes", [v for v in spec.get("volumes") or () if v["name"] not in volumes])
-    for key, value in our_pod_fields(service_account).items():
+    for key, value in (our_pod_fields(WATCHER) if fields is None else fields).items():
         if key in spec and spec[key] == value:
             del spec[key]
     for wiring in WIRINGS.values():
@@ -64,7 +65,7 @@ def inject_spec(
     """``spec`` with the watcher first among its init containers, its volumes, the
     launcher in front of the trainer's command and the Pod fields; notes for the user.
     In a Trainer ``runtime`` the trainer may have no command (its TrainJobs bring one)."""
-    spec = uninject_spec(spec, str(pieces.pod.get("serviceAccountName", WATCHER)))
+    spec = uninject_spec(spec, pieces.pod)
     trainer = _trainer(spec, trainer_names, runtime)
     names = _volume_names(spec, [v["name"] for v in pieces.volumes])
     sidecar = copy.deepcopy(pieces.sidecar)
