@@ -1,4 +1,5 @@
-"""`pod-watcher run | check | rules | replay | version`: the only place that exits."""
+"""`pod-watcher run | check | rules | replay | inject | webhook | version`: the only place
+that exits."""
 
 import argparse
 import asyncio
@@ -16,6 +17,8 @@ from watcher import __version__, exitcodes
 from watcher.actions.termination import LIMIT, truncate_utf8
 from watcher.config.load import Config, ConfigError, load_config
 from watcher.config.preflight import preflight
+from watcher.inject.command import add_parser as add_inject_parser
+from watcher.webhook.command import add_parser as add_webhook_parser
 
 log = logging.getLogger("watcher")
 
@@ -23,7 +26,8 @@ log = logging.getLogger("watcher")
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `pod-watcher` script and `python -m watcher`."""
     args = _parser().parse_args(argv)
-    code = _dispatch(args)
+    handler = getattr(args, "handler", None)  # inject, webhook
+    code = int(handler(args)) if handler else _dispatch(args)
     if (args.command or "run") == "run":
         _exit_now(code)
     sys.exit(code)
@@ -95,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         help="what the files hold: logs, or one poll of a GPU tool per file",
     )
     replay.add_argument("files", nargs="+", metavar="FILE")
+    add_inject_parser(commands)
+    add_webhook_parser(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
