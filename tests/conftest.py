@@ -37,6 +37,26 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@dataclass
+class LoopClock:
+    """The running event loop's clock as the watcher's Clock. Under looptime the loop's
+    time is fake and every sleep fast-forwards it, so findings, deadlines and sleeps are
+    on one time line and a monitor must wake on its own deadlines: nothing pokes it. The
+    wall clock is ``epoch`` plus loop time; a test steps it by moving ``epoch``."""
+
+    epoch: float = 1_800_000_000.0
+
+    @property
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.epoch + self.now
+
+
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """The session `watcher.service.serve` gives the probes and the DCGM backend."""

@@ -1,11 +1,9 @@
-"""Drive a real ProgressMonitor with a fake clock, and LogActivity with blocks as the log
-monitor scans them.
+"""Drive a real ProgressMonitor on the event loop's clock, and LogActivity with blocks as
+the log monitor scans them.
 
-The monitor computes deadlines from the injected clock but sleeps with
-`asyncio.timeout` on the real loop, so moving the fake clock alone wakes nothing:
-`Harness.advance` moves it and then sets `activity.armed`, the event the monitor waits
-on, and waits until the monitor has looked again (it clears the event right before it
-goes back to sleep, after evaluating every check).
+The tests run under looptime: the loop's time is fake and a sleep fast-forwards it, so
+`Harness.advance` is a plain `asyncio.sleep`, and a finding appears only if the monitor
+woke on its own deadline. Nothing pokes the monitor.
 """
 
 import asyncio
@@ -15,8 +13,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import FakeClock
-from tests.waiting import until
 from watcher.clock import Clock
 from watcher.logs.lines import Block
 from watcher.progress.monitor import ProgressConfig, ProgressMonitor
@@ -24,6 +20,8 @@ from watcher.progress.signals import LogActivity
 from watcher.types import FaultClass, Finding, Severity
 
 PATTERN = r"step (\d+)"
+SETTLE = 10
+"""Loop iterations that run what is due at one instant: plenty for wake, evaluate, emit."""
 
 
 def block(text: str, base: int = 0) -> Block:
@@ -46,23 +44,20 @@ class Harness:
         self.activity.on_block(piece)
         self.offset += piece.end
 
-    async def look(self) -> None:
-        """Make the monitor evaluate its checks at the clock's time now; wait until it has."""
-        self.activity.armed.set()
-        await until(self._asleep, limit=2.0, step=0.001)
-
-    def _asleep(self) -> bool:
+    async def settle(self) -> None:
+        """Let what is due now run (no time passes): the monitor's wake-up at this very
+        instant, the finding it emits."""
+        for _ in range(SETTLE):
+            await asyncio.sleep(0)
         if self.task.done():
             self.task.result()
             raise AssertionError("the progress monitor stopped")
-        return not self.activity.armed.is_set()
 
     async def advance(self, seconds: float) -> list[str]:
-        """Move the fake clock, let the monitor look; the reasons of new findings."""
-        assert isinstance(self.clock, FakeClock)
+        """Let ``seconds`` pass on the loop's clock; the reasons of the new findings."""
         before = len(self.findings)
-        self.clock.advance(seconds)
-        await self.look()
+        await asyncio.sleep(seconds)
+        await self.settle()
         return [f.reason for f in self.findings[before:]]
 
     @property
@@ -85,8 +80,8 @@ async def watching(
     task = asyncio.create_task(monitor.run(findings.append), name="progress-monitor")
     harness = Harness(clock, activity, monitor, task, findings)
     try:
-        await until(monitor.ready.is_set, limit=2.0)
-        await harness.look()
+        await harness.settle()  # no time passes: the test's clock readings stay exact
+        assert monitor.ready.is_set()
         yield harness
     finally:
         task.cancel()
@@ -95,9 +90,10 @@ async def watching(
 
 
 def assert_hang(finding: Finding, reason: str, at: float) -> None:
+    """A hang finding, made at ``at`` (to the microsecond: the monitor woke on time)."""
     assert finding.reason == reason
     assert finding.source == "progress"
     assert finding.severity is Severity.FATAL
     assert finding.fault_class is FaultClass.HANG
-    assert finding.at == at, f"fired at {finding.at}, expected {at}"
+    assert abs(finding.at - at) < 1e-6, f"fired at {finding.at}, expected {at}"
     assert finding.evidence == (finding.message,)

@@ -2,13 +2,13 @@
 
 import asyncio
 
-from tests.conftest import FakeClock
+from tests.conftest import LoopClock
 from tests.progress.helpers import assert_hang, watching
 from tests.waiting import until
 from watcher.clock import SystemClock
 
 
-async def test_silence_fires_once_per_stall_at_its_deadline(clock: FakeClock) -> None:
+async def test_silence_fires_once_per_stall_at_its_deadline(clock: LoopClock) -> None:
     async with watching(clock, silence_timeout=10.0) as run:
         run.write("step 1\n")
         written = clock.now
@@ -22,7 +22,7 @@ async def test_silence_fires_once_per_stall_at_its_deadline(clock: FakeClock) ->
         assert await run.advance(1000.0) == [], "one finding per stall"
 
 
-async def test_silence_re_arms_after_new_bytes(clock: FakeClock) -> None:
+async def test_silence_re_arms_after_new_bytes(clock: LoopClock) -> None:
     async with watching(clock, silence_timeout=10.0) as run:
         run.write("step 1\n")
         assert await run.advance(10.0) == ["LogSilence"]
@@ -40,7 +40,7 @@ async def test_silence_re_arms_after_new_bytes(clock: FakeClock) -> None:
         assert run.findings[1].at == run.findings[0].at + 10.0
 
 
-async def test_silence_never_fires_before_the_first_byte(clock: FakeClock) -> None:
+async def test_silence_never_fires_before_the_first_byte(clock: LoopClock) -> None:
     async with watching(clock, silence_timeout=1.0) as run:
         for _ in range(5):
             assert await run.advance(100.0) == []
@@ -56,7 +56,7 @@ async def test_silence_never_fires_before_the_first_byte(clock: FakeClock) -> No
         assert await run.advance(1.0) == ["LogSilence"]
 
 
-async def test_silence_never_fires_within_startup_grace(clock: FakeClock) -> None:
+async def test_silence_never_fires_within_startup_grace(clock: LoopClock) -> None:
     started = clock.now
     async with watching(clock, silence_timeout=2.0, startup_grace=30.0) as run:
         run.write("loading\n")
@@ -67,7 +67,7 @@ async def test_silence_never_fires_within_startup_grace(clock: FakeClock) -> Non
         assert_hang(run.findings[0], "LogSilence", started + 30.0)
 
 
-async def test_no_log_output_when_the_grace_expires_with_no_bytes(clock: FakeClock) -> None:
+async def test_no_log_output_when_the_grace_expires_with_no_bytes(clock: LoopClock) -> None:
     started = clock.now
     async with watching(clock, silence_timeout=5.0, startup_grace=60.0) as run:
         assert run.check("silence") == {
@@ -86,7 +86,7 @@ async def test_no_log_output_when_the_grace_expires_with_no_bytes(clock: FakeClo
         assert await run.advance(1.0) == ["LogSilence"]
 
 
-async def test_bytes_within_the_grace_prevent_no_log_output(clock: FakeClock) -> None:
+async def test_bytes_within_the_grace_prevent_no_log_output(clock: LoopClock) -> None:
     async with watching(clock, silence_timeout=50.0, startup_grace=10.0) as run:
         assert await run.advance(9.0) == []
         run.write("hello\n")

@@ -1,6 +1,6 @@
 """The step counter: the same step repeated is a stall, any other number is progress."""
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, LoopClock
 from tests.progress.helpers import PATTERN, assert_hang, block, watching
 from tests.waiting import until
 from watcher.clock import SystemClock
@@ -12,7 +12,8 @@ def step(activity: LogActivity) -> tuple[float | None, str | None, float | None]
     return activity.step, activity.step_text, activity.step_changed_at
 
 
-def test_activity_records_byte_times_and_the_last_step(clock: FakeClock) -> None:
+def test_activity_records_byte_times_and_the_last_step() -> None:
+    clock = FakeClock()  # LogActivity alone, no loop: a clock moved by hand
     activity = LogActivity(clock, PATTERN)
     assert (activity.first_byte_at, activity.last_byte_at, activity.step) == (None, None, None)
     activity.on_block(block("loading data\n"))
@@ -32,7 +33,8 @@ def test_activity_records_byte_times_and_the_last_step(clock: FakeClock) -> None
     assert (activity.step_text, activity.step_changed_at) == ("7", 1004.0), "a restart counts"
 
 
-def test_step_is_the_last_one_even_far_back_in_a_large_block(clock: FakeClock) -> None:
+def test_step_is_the_last_one_even_far_back_in_a_large_block() -> None:
+    clock = FakeClock()  # LogActivity alone, no loop: a clock moved by hand
     activity = LogActivity(clock, PATTERN)
     activity.on_block(block("step 3\n" + "loss 1.0\n" * (3 * WINDOW // 9)))
     assert activity.step_text == "3"
@@ -40,7 +42,8 @@ def test_step_is_the_last_one_even_far_back_in_a_large_block(clock: FakeClock) -
     assert activity.step_text == "5"
 
 
-def test_step_ignores_an_unfinished_line_after_the_block(clock: FakeClock) -> None:
+def test_step_ignores_an_unfinished_line_after_the_block() -> None:
+    clock = FakeClock()  # LogActivity alone, no loop: a clock moved by hand
     """``data[end:]`` is the next, unfinished line: it is not scanned yet."""
     activity = LogActivity(clock, PATTERN)
     data = b"step 1\n" + b"x" * 100 + b"\nstep 9"
@@ -48,7 +51,8 @@ def test_step_ignores_an_unfinished_line_after_the_block(clock: FakeClock) -> No
     assert activity.step_text == "1"
 
 
-def test_step_ignores_an_unfinished_line_after_a_long_last_line(clock: FakeClock) -> None:
+def test_step_ignores_an_unfinished_line_after_a_long_last_line() -> None:
+    clock = FakeClock()  # LogActivity alone, no loop: a clock moved by hand
     """The same, when the block's last line is longer than the search window: the search
     moves back and its end moves `WINDOW // 16` past the window start, here past
     ``block.end`` into the unfinished line."""
@@ -58,7 +62,7 @@ def test_step_ignores_an_unfinished_line_after_a_long_last_line(clock: FakeClock
     assert activity.step_text == "1", "a number from a line not yet complete"
 
 
-async def test_same_step_repeated_fires(clock: FakeClock) -> None:
+async def test_same_step_repeated_fires(clock: LoopClock) -> None:
     async with watching(clock, PATTERN, progress_timeout=30.0) as run:
         run.write("step 100 | loss 1.5\n")
         seen = clock.now
@@ -73,7 +77,7 @@ async def test_same_step_repeated_fires(clock: FakeClock) -> None:
         assert run.monitor.status()["step_unchanged_for_s"] == 130.0
 
 
-async def test_advancing_steps_never_fire(clock: FakeClock) -> None:
+async def test_advancing_steps_never_fire(clock: LoopClock) -> None:
     async with watching(clock, PATTERN, progress_timeout=10.0) as run:
         for step in range(1, 50):
             run.write(f"step {step} | loss 1.0\n")
@@ -81,7 +85,7 @@ async def test_advancing_steps_never_fire(clock: FakeClock) -> None:
         assert run.check("step")["time_left_s"] == 1.0
 
 
-async def test_a_lower_step_is_progress(clock: FakeClock) -> None:
+async def test_a_lower_step_is_progress(clock: LoopClock) -> None:
     async with watching(clock, PATTERN, progress_timeout=10.0) as run:
         run.write("step 500\n")
         assert await run.advance(9.0) == []
@@ -92,7 +96,7 @@ async def test_a_lower_step_is_progress(clock: FakeClock) -> None:
         assert run.findings[0].message.startswith("progress stuck at 400 for 10.0s")
 
 
-async def test_step_re_arms_when_the_counter_moves(clock: FakeClock) -> None:
+async def test_step_re_arms_when_the_counter_moves(clock: LoopClock) -> None:
     async with watching(clock, PATTERN, progress_timeout=10.0) as run:
         run.write("step 1\n")
         assert await run.advance(10.0) == ["ProgressStalled"]
@@ -101,7 +105,7 @@ async def test_step_re_arms_when_the_counter_moves(clock: FakeClock) -> None:
         assert await run.advance(1.0) == ["ProgressStalled"]
 
 
-async def test_no_progress_when_no_step_within_the_grace(clock: FakeClock) -> None:
+async def test_no_progress_when_no_step_within_the_grace(clock: LoopClock) -> None:
     started = clock.now
     async with watching(clock, PATTERN, progress_timeout=5.0, startup_grace=20.0) as run:
         run.write("loading\n" * 10)
@@ -112,7 +116,7 @@ async def test_no_progress_when_no_step_within_the_grace(clock: FakeClock) -> No
         assert run.findings[0].message == "no step within 20s of start"
 
 
-async def test_no_step_and_no_grace_never_fires(clock: FakeClock) -> None:
+async def test_no_step_and_no_grace_never_fires(clock: LoopClock) -> None:
     async with watching(clock, PATTERN, progress_timeout=5.0) as run:
         run.write("loading\n")
         assert await run.advance(1000.0) == []
