@@ -72,6 +72,16 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def checks(profile: str, passed: list[str], elapsed_s: float) -> str:
+    """What a run too small to measure reports: the checks that passed, no figures."""
+    lines = [f"ok  {line}" for line in passed]
+    lines.append(
+        f"\nprofile {profile}, {elapsed_s:.0f} s: {len(passed)} checks passed. Too small to "
+        "measure: no figures, no targets judged (run without --smoke for those)."
+    )
+    return "\n".join(lines)
+
+
 def _version(distribution: str) -> str:
     try:
         return metadata.version(distribution)

@@ -239,7 +239,7 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
                 writer.wait(timeout=proc.STOP_TIMEOUT)
             if writer.stdout is not None:
                 writer.stdout.close()
-        scanned = _bytes_scanned(watcher.port)
+        scanned = _caught_up(watcher.port, written)
         result = Sustained(
             100 * cpu / sample.elapsed_s,
             sample,
@@ -253,6 +253,15 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
         if watcher.popen.poll() is not None:
             result.notes.append(f"the watcher exited {watcher.popen.returncode} under load")
         return result
+
+
+def _caught_up(port: int, written: int, timeout: float = 5.0) -> int:
+    """Bytes the watcher scanned, once it has all of ``written`` or ``timeout`` passed
+    (a loaded machine may leave the last writes unread when the window closes)."""
+    deadline = time.perf_counter() + timeout
+    while (scanned := _bytes_scanned(port)) != written and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    return scanned
 
 
 def _bytes_scanned(port: int) -> int:
