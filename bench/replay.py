@@ -30,8 +30,11 @@ def planted_lines(path: Path) -> set[int]:
         return {n for n, line in enumerate(handle, 1) if line.rstrip(b"\n") in fatal}
 
 
-def replay(path: Path) -> tuple[float, list[dict[str, object]], int]:
-    """Wall seconds, the JSON findings, and the child's peak RSS in KiB."""
+def replay(
+    path: Path, env: dict[str, str] | None = None
+) -> tuple[float, list[dict[str, object]], int]:
+    """Wall seconds, the JSON findings, and the child's peak RSS in KiB; ``env`` is the
+    child's whole environment (default: ours)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     result = subprocess.run(
@@ -40,6 +43,7 @@ def replay(path: Path) -> tuple[float, list[dict[str, object]], int]:
         text=True,
         timeout=1200,
         check=False,
+        env=env,
     )
     took = time.perf_counter() - started
     if result.returncode not in (0, 1):

@@ -67,7 +67,7 @@ class ExitRun:
     """The last log line to the process being gone (last words, teardown, exit)."""
 
 
-def _log_time(record: dict[str, Any]) -> float | None:
+def log_time(record: dict[str, Any]) -> float | None:
     stamp = record.get("ts")
     if not isinstance(stamp, str) or len(stamp) < 24:
         return None
@@ -105,8 +105,8 @@ def _exit_run(watcher: proc.Watcher, code: int, latency: float, wall: float) -> 
     if watcher._drain is not None:
         watcher._drain.join(timeout=proc.STOP_TIMEOUT)  # read the last log lines
     decision = next((r for _, r in watcher.records if r.get("event") == "decision"), None)
-    decided = _log_time(decision) if decision else None
-    last = _log_time(watcher.records[-1][1]) if watcher.records else None
+    decided = log_time(decision) if decision else None
+    last = log_time(watcher.records[-1][1]) if watcher.records else None
     ended_wall = wall + latency
     return ExitRun(
         latency,
