@@ -253,6 +253,13 @@ class Bench:
             ),
             Result(
                 "sustained",
+                "reference: watchdog -> loop, read to EOF",
+                statistics.median(s.watchdog_percent for s in runs),
+                "% core",
+                detail="same file and window; watchdog's threads hand each write to the loop",
+            ),
+            Result(
+                "sustained",
                 "floor: asyncio + inotify, read to EOF",
                 statistics.median(s.floor_percent for s in runs),
                 "% core",

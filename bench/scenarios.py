@@ -203,6 +203,8 @@ class Sustained:
     window: Window
     floor_percent: float
     """`probes.inotify_reader` on the same file in the same window: % of one core."""
+    watchdog_percent: float
+    """`probes.watchdog_reader`, the same through watchdog's threads, same window."""
     written: int
     scanned: int
     rss_kib: int
@@ -219,6 +221,7 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
         watcher.wait_ready()
         watcher.wait_logged("ready", 5.0)
         floor = stack.enter_context(probes.inotify_reader(watcher.log))
+        through_watchdog = stack.enter_context(probes.watchdog_reader(watcher.log))
         time.sleep(0.5)
         command = [sys.executable, "-m", "bench.writer", str(watcher.log)]
         command += [str(rate), str(writes_per_s), str(duration)]
@@ -228,9 +231,11 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
                 raise proc.WatcherFailed("the writer did not start")
             cpu_before = proc.cpu_seconds(watcher.pid)
             floor()
+            through_watchdog()
             sample = sample_window(watcher.pid, duration + 0.3)
             cpu = proc.cpu_seconds(watcher.pid) - cpu_before
             floor_percent, _ = floor()
+            watchdog_percent, _ = through_watchdog()
             written = int(proc.read_line(writer.stdout, duration + 10.0) or b"0")
             writer.wait(timeout=proc.STOP_TIMEOUT)
         finally:
@@ -244,6 +249,7 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
             100 * cpu / sample.elapsed_s,
             sample,
             floor_percent,
+            watchdog_percent,
             written,
             scanned,
             proc.rss_kib(watcher.pid),
