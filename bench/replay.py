@@ -138,11 +138,11 @@ def measured_summary(results: dict[str, object]) -> str:
     for label in ("training log", "NCCL INFO only"):
         r = results[label]
         assert isinstance(r, dict)
-        verdict = "PASS" if r["ratio"] >= 0.5 else "FAIL"
+        verdict = "PASS" if r["ratio"] >= 1.0 else "FAIL"
         lines.append(
             f"{label:15s} {r['size_mb']:6.1f} MB  replay {r['replay_mb_s']:6.0f} MB/s  "
             f"grep -E -f (50) {r['grep_mb_s']:6.0f} MB/s  ratio {r['ratio']:.2f}x "
-            f"(>= 0.5 {verdict})  fatal lines {r['fatal_lines']} (all found, none extra)  "
+            f"(>= 1.0 {verdict})  fatal lines {r['fatal_lines']} (all found, none extra)  "
             f"peak RSS {r['peak_rss_mib']:.0f} MiB"
         )
     return "\n".join(lines)

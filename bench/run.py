@@ -157,11 +157,11 @@ class Bench:
                 "write -> exit 88, median",
                 statistics.median(ms),
                 "ms",
-                ("<=", 100),
+                ("<=", 16),
                 f"n={len(ms)}, min {min(ms):.1f}, max {max(ms):.1f}; exit 88 + termination log"
                 " checked every run",
             ),
-            Result("exit", "write -> exit 88, p90", report.percentile(ms, 90), "ms"),
+            Result("exit", "write -> exit 88, p90", report.percentile(ms, 90), "ms", ("<=", 35)),
         )
         if detect and tail:
             self.add(
@@ -201,7 +201,7 @@ class Bench:
         self.check("idle", f"watcher idle {w.elapsed_s:.0f} s with {f.threads} threads")
         main_share = f"event-loop thread {w.percent(w.main_runtime_ns):.3f} %"
         self.add(
-            Result("idle", "RSS", f.rss_kib / 1024, "MiB", ("<=", 64), f"{f.threads} threads"),
+            Result("idle", "RSS", f.rss_kib / 1024, "MiB", ("<=", 40), f"{f.threads} threads"),
             Result(
                 "idle",
                 "CPU (utime+stime)",
@@ -251,7 +251,7 @@ class Bench:
                 "CPU at 1 MB/s, 100 writes/s, median",
                 statistics.median(cpu),
                 "% core",
-                ("<=", 5),
+                ("<=", 4),
                 f"n={len(runs)}, {min(cpu):.2f}-{max(cpu):.2f}; all {written:,} B scanned",
             ),
             Result(
