@@ -20,6 +20,7 @@ from watcher.rules.regex import compile_pattern, compile_set
 from watcher.rules.rule import Rule
 
 _UNANCHORED = re2._Anchor.UNANCHORED  # the wrapper's own constant for an unanchored search
+_WARM_UP = b"[2026-01-01 00:00:00,000][train][INFO] - step 1/100 | loss 2.0000 | lr 1.0e-04\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,18 @@ class RuleMatcher:
         if patterns and prefilter is not False:
             found = Prefilter(patterns, always=prefilter is True)
             self._prefilter = found if found.useful else None
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Build RE2's first DFA states now, not on the first fatal line: the first scan
+        of a fresh matcher took 0.6-2.9 ms, later ones 0.3-0.5 ms."""
+        if self._set is None:
+            return
+        for _ in self.scan(_WARM_UP):
+            pass
+        self._set.Match(_WARM_UP)
+        for compiled in self._compiled:
+            compiled.first_match(_WARM_UP, len(_WARM_UP))
 
     def scan(
         self, data: bytes, end: int | None = None, *, report_before: int | None = None
