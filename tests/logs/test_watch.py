@@ -11,7 +11,8 @@ from pathlib import Path
 
 from watcher.logs.globs import WatchRoot
 from watcher.logs.tail import Tail
-from watcher.logs.watch import COALESCE_WINDOW, Changes, InotifyWatcher
+from watcher.logs.watch import Changes, InotifyWatcher
+from watcher.logs.writes import COALESCE_WINDOW
 
 DEADLINE = 5.0
 

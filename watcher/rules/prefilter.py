@@ -21,7 +21,8 @@ from typing import Any, Final
 import ahocorasick_rs
 import re2
 
-from watcher.rules.literals import Required, required, strength
+from watcher.rules.literal_sets import strength
+from watcher.rules.literals import Required, required
 from watcher.rules.regex import compile_pattern
 
 MIN_LITERAL: Final = 3
