@@ -18,7 +18,6 @@ rules keep the plain path unless merging shared substrings gets them under 64.
 from collections.abc import Sequence
 from typing import Any, Final
 
-import ahocorasick_rs
 import re2
 
 from watcher.rules.literal_sets import strength
@@ -108,6 +107,8 @@ class Prefilter:
             self.literals = _shared(self.literals, PACKED)
         self._automaton: Any = None
         if self.literals and (always or len(self.literals) <= PACKED):
+            import ahocorasick_rs  # 0.75 MiB, for rule sets that use it only
+
             self._automaton = ahocorasick_rs.BytesAhoCorasick(
                 self.literals, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
             )
