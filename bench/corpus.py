@@ -9,6 +9,7 @@ planted fatal lines.
 """
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -211,3 +212,20 @@ def nccl_info_corpus(path: Path, size: int, seed: int = 8) -> int:
     """The adversarial corpus: every line an `NCCL INFO` line."""
     rng = random.Random(seed)
     return _write(path, size, iter(lambda: nccl_info_line(rng), None), [])
+
+
+def cri_prefix(when: float) -> bytes:
+    """The kubelet's CRI log framing for a stdout line written at ``when`` (epoch s):
+    `2026-12-03T12:00:00.123456789Z stdout F `. node-problem-detector needs the stamp."""
+    whole = int(when)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{stamp}.{int((when - whole) * 1e9):09d}Z stdout F ".encode()
+
+
+def cri_framed(source: Path, target: Path, when: float) -> int:
+    """``source`` with every line in CRI framing, stamped ``when``; returns the size."""
+    prefix = cri_prefix(when)
+    with source.open("rb") as lines, target.open("wb") as out:
+        while batch := lines.readlines(1 << 22):
+            out.write(b"".join(prefix + line for line in batch))
+    return target.stat().st_size

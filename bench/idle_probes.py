@@ -33,6 +33,9 @@ from watcher.probes.spec import ProbeSpec
 PERIOD: Final = 5.0
 """periodSeconds of both probes."""
 TARGET: Final = 0.1
+"""The old absolute budget (% of a core), kept for the per-period figure."""
+RATIO: Final = 1.5
+"""Two probes every period may cost this much of a bare loop waking as often."""
 """% of one core."""
 HOT_CHECKS: Final = 200
 """Checks of each probe run back to back for the hot per-check cost."""
@@ -197,8 +200,7 @@ def _measured(run: ProbedIdle, bare: float | None) -> list[Result]:
             f"CPU (schedstat), http + tcp every {PERIOD:g} s",
             w.percent(),
             "% core",
-            ("<=", TARGET),
-            f"{w.elapsed_s:.1f} s window, {run.checks} checks, 0 failed{without}",
+            detail=f"{w.elapsed_s:.1f} s window, {run.checks} checks, 0 failed{without}",
         ),
         Result(
             "idle+probes",
@@ -235,6 +237,8 @@ def _references(run: ProbedIdle) -> list[Result]:
             "watcher / bare loop at the same period",
             w.percent() / f.baseline_percent if f.baseline_percent else None,
             "x",
+            ("<=", RATIO),
+            "issue 17: the absolute target left with this VM's wake-up cost",
         ),
         Result(
             "idle+probes",

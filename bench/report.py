@@ -47,7 +47,7 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     if value is None:
         return "-"
     if value == 0 or abs(value) >= 100:
@@ -61,7 +61,7 @@ def table(results: list[Result]) -> str:
     rows = [("Section", "Measure", "Value", "Unit", "Target", "Verdict", "Detail")]
     for r in results:
         target = f"{r.target[0]} {r.target[1]:g}" if r.target else ""
-        rows.append((r.section, r.name, _fmt(r.value), r.unit, target, r.verdict, r.detail))
+        rows.append((r.section, r.name, fmt(r.value), r.unit, target, r.verdict, r.detail))
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
     lines = []
     for index, row in enumerate(rows):
@@ -69,6 +69,16 @@ def table(results: list[Result]) -> str:
         lines.append(("  ".join(cells) + "  " + row[6]).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def checks(profile: str, passed: list[str], elapsed_s: float) -> str:
+    """What a run too small to measure reports: the checks that passed, no figures."""
+    lines = [f"ok  {line}" for line in passed]
+    lines.append(
+        f"\nprofile {profile}, {elapsed_s:.0f} s: {len(passed)} checks passed. Too small to "
+        "measure: no figures, no targets judged (run without --smoke for those)."
+    )
     return "\n".join(lines)
 
 

@@ -4,7 +4,11 @@ Measures, in one run on this machine: scan throughput against GNU grep (with a c
 check), time to ready, write-to-exit latency, idle footprint (also with two probes) and
 CPU at a sustained log rate. Prints a table with targets. Exits 1 only on a correctness
 failure (grep and we disagree, wrong exit code, no termination message, a watcher that
-does not start, a probe of a healthy target that fails).
+does not start or does not stop cleanly, a probe of a healthy target that fails, bytes
+written but not scanned).
+
+`--smoke` (CI) runs every section at a size too small to measure anything: it prints
+the correctness checks that passed, no figures and no verdicts.
 """
 
 import argparse
@@ -35,9 +39,14 @@ class Bench:
         self.results: list[Result] = []
         self.raw: dict[str, Any] = {"profile": asdict(profile)}
         self.failures: list[str] = []
+        self.checks: list[str] = []
+        """Correctness checks that passed, one line each: what a smoke run reports."""
 
     def add(self, *results: Result) -> None:
         self.results.extend(results)
+
+    def check(self, section: str, passed: str) -> None:
+        self.checks.append(f"{section}: {passed}")
 
     def throughput(self, workdir: Path) -> None:
         p = self.profile
@@ -57,12 +66,23 @@ class Bench:
                 self.failures.append(f"scan {label}: {exc}; {detail}")
                 continue
             self.raw[f"scan_{label}"] = asdict(t)
+            self.check("scan", f"{label}: {t.matching_lines} matching lines, as grep -E -f")
             size = f"{t.size / MB:.1f} MB, {len(patterns)} rules, {t.matching_lines} lines match"
             self.add(
                 Result("scan", f"{label}: grep -E -f", t.grep_mb_s, "MB/s", detail=size),
                 Result("scan", f"{label}: ours", t.ours_mb_s, "MB/s", detail="count = grep's"),
                 Result("scan", f"{label}: ours / grep", t.ratio, "x", (">=", 0.5)),
             )
+        plain = scan.throughput_only(main, RuleMatcher(matcher.rules, prefilter=False), p.scan_runs)
+        self.add(
+            Result(
+                "scan",
+                "main: ours without the literal prefilter",
+                plain.ours_mb_s,
+                "MB/s",
+                detail=f"one RE2 automaton over each block; {plain.matching_lines} lines match",
+            )
+        )
         pack = load_pack("nccl")
         t = scan.throughput_only(main, RuleMatcher(pack), p.scan_runs)
         self.add(
@@ -94,6 +114,9 @@ class Bench:
         ready = [r.ready_s for r in runs]
         stops = sorted({-999 if r.stop_code is None else r.stop_code for r in runs})
         port = statistics.median(r.port_s for r in runs)
+        if stops != [0]:
+            raise proc.WatcherFailed(f"exit codes on SIGTERM {stops}, expected [0]")
+        self.check("ready", f"{len(runs) + 1} starts answered /readyz; SIGTERM exits 0")
         self.add(
             Result(
                 "ready",
@@ -127,17 +150,18 @@ class Bench:
         ms = [1000 * r.latency_s for r in runs]
         detect = [1000 * r.detect_s for r in runs if r.detect_s is not None]
         tail = [1000 * r.last_log_to_exit_s for r in runs if r.last_log_to_exit_s is not None]
+        self.check("exit", f"{len(runs)} fatal lines: exit 88 with the termination message")
         self.add(
             Result(
                 "exit",
                 "write -> exit 88, median",
                 statistics.median(ms),
                 "ms",
-                ("<=", 100),
+                ("<=", 16),
                 f"n={len(ms)}, min {min(ms):.1f}, max {max(ms):.1f}; exit 88 + termination log"
                 " checked every run",
             ),
-            Result("exit", "write -> exit 88, p90", report.percentile(ms, 90), "ms"),
+            Result("exit", "write -> exit 88, p90", report.percentile(ms, 90), "ms", ("<=", 35)),
         )
         if detect and tail:
             self.add(
@@ -174,9 +198,10 @@ class Bench:
         f = scenarios.idle_footprint(p.idle_s, p.settle_s)
         w = f.window
         self.raw["idle"] = asdict(f)
+        self.check("idle", f"watcher idle {w.elapsed_s:.0f} s with {f.threads} threads")
         main_share = f"event-loop thread {w.percent(w.main_runtime_ns):.3f} %"
         self.add(
-            Result("idle", "RSS", f.rss_kib / 1024, "MiB", ("<=", 64), f"{f.threads} threads"),
+            Result("idle", "RSS", f.rss_kib / 1024, "MiB", ("<=", 40), f"{f.threads} threads"),
             Result(
                 "idle",
                 "CPU (utime+stime)",
@@ -203,6 +228,7 @@ class Bench:
             ),
         )
         self.add(*idle_probes.results(p, self.raw))
+        self.check("idle+probes", f"{self.raw['idle_probes']['checks']} probe checks, none failed")
 
     def sustained(self) -> None:
         p = self.profile
@@ -216,15 +242,17 @@ class Bench:
         main = [s.window.percent(s.window.main_runtime_ns) for s in runs]
         notes = "; ".join(n for s in runs for n in s.notes)
         written = sum(s.written for s in runs)
+        if notes:
+            raise proc.WatcherFailed(notes)
+        self.check("sustained", f"all {written:,} B written were scanned")
         self.add(
             Result(
                 "sustained",
                 "CPU at 1 MB/s, 100 writes/s, median",
                 statistics.median(cpu),
                 "% core",
-                ("<=", 5),
-                f"n={len(runs)}, {min(cpu):.2f}-{max(cpu):.2f}; "
-                + (notes or f"all {written:,} B scanned"),
+                ("<=", 4),
+                f"n={len(runs)}, {min(cpu):.2f}-{max(cpu):.2f}; all {written:,} B scanned",
             ),
             Result(
                 "sustained",
@@ -232,6 +260,13 @@ class Bench:
                 statistics.median(sched),
                 "% core",
                 detail=f"event-loop thread {statistics.median(main):.2f} %, the rest watchdog's",
+            ),
+            Result(
+                "sustained",
+                "reference: watchdog -> loop, read to EOF",
+                statistics.median(s.watchdog_percent for s in runs),
+                "% core",
+                detail="same file and window; watchdog's threads hand each write to the loop",
             ),
             Result(
                 "sustained",
@@ -298,16 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     bench.raw["elapsed_s"] = time.perf_counter() - started
     bench.raw["loadavg_at_end"] = report.loadavg()
     print()
-    print(report.table(bench.results))
-    missed = [r.name for r in bench.results if r.passed is False]
-    print(
-        f"\nprofile {profile.name}, {bench.raw['elapsed_s']:.0f} s; targets missed: "
-        f"{', '.join(missed) or 'none'}"
-    )
+    if profile.judged:
+        print(report.table(bench.results))
+        missed = [r.name for r in bench.results if r.passed is False]
+        print(
+            f"\nprofile {profile.name}, {bench.raw['elapsed_s']:.0f} s; targets missed: "
+            f"{', '.join(missed) or 'none'}"
+        )
+    else:
+        print(report.checks(profile.name, bench.checks, bench.raw["elapsed_s"]))
     for failure in bench.failures:
         print(f"CORRECTNESS FAILURE: {failure}", file=sys.stderr)
     if args.json:
-        extra = {"raw": bench.raw, "failures": bench.failures}
+        extra = {"raw": bench.raw, "failures": bench.failures, "checks": bench.checks}
         report.write_json(args.json, facts, bench.results, extra)
     return 1 if bench.failures else 0
 

@@ -67,7 +67,7 @@ class ExitRun:
     """The last log line to the process being gone (last words, teardown, exit)."""
 
 
-def _log_time(record: dict[str, Any]) -> float | None:
+def log_time(record: dict[str, Any]) -> float | None:
     stamp = record.get("ts")
     if not isinstance(stamp, str) or len(stamp) < 24:
         return None
@@ -105,8 +105,8 @@ def _exit_run(watcher: proc.Watcher, code: int, latency: float, wall: float) -> 
     if watcher._drain is not None:
         watcher._drain.join(timeout=proc.STOP_TIMEOUT)  # read the last log lines
     decision = next((r for _, r in watcher.records if r.get("event") == "decision"), None)
-    decided = _log_time(decision) if decision else None
-    last = _log_time(watcher.records[-1][1]) if watcher.records else None
+    decided = log_time(decision) if decision else None
+    last = log_time(watcher.records[-1][1]) if watcher.records else None
     ended_wall = wall + latency
     return ExitRun(
         latency,
@@ -203,6 +203,8 @@ class Sustained:
     window: Window
     floor_percent: float
     """`probes.inotify_reader` on the same file in the same window: % of one core."""
+    watchdog_percent: float
+    """`probes.watchdog_reader`, the same through watchdog's threads, same window."""
     written: int
     scanned: int
     rss_kib: int
@@ -219,6 +221,7 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
         watcher.wait_ready()
         watcher.wait_logged("ready", 5.0)
         floor = stack.enter_context(probes.inotify_reader(watcher.log))
+        through_watchdog = stack.enter_context(probes.watchdog_reader(watcher.log))
         time.sleep(0.5)
         command = [sys.executable, "-m", "bench.writer", str(watcher.log)]
         command += [str(rate), str(writes_per_s), str(duration)]
@@ -228,9 +231,11 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
                 raise proc.WatcherFailed("the writer did not start")
             cpu_before = proc.cpu_seconds(watcher.pid)
             floor()
+            through_watchdog()
             sample = sample_window(watcher.pid, duration + 0.3)
             cpu = proc.cpu_seconds(watcher.pid) - cpu_before
             floor_percent, _ = floor()
+            watchdog_percent, _ = through_watchdog()
             written = int(proc.read_line(writer.stdout, duration + 10.0) or b"0")
             writer.wait(timeout=proc.STOP_TIMEOUT)
         finally:
@@ -239,11 +244,12 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
                 writer.wait(timeout=proc.STOP_TIMEOUT)
             if writer.stdout is not None:
                 writer.stdout.close()
-        scanned = _bytes_scanned(watcher.port)
+        scanned = _caught_up(watcher.port, written)
         result = Sustained(
             100 * cpu / sample.elapsed_s,
             sample,
             floor_percent,
+            watchdog_percent,
             written,
             scanned,
             proc.rss_kib(watcher.pid),
@@ -253,6 +259,15 @@ def sustained(rate: int, writes_per_s: int, duration: float) -> Sustained:
         if watcher.popen.poll() is not None:
             result.notes.append(f"the watcher exited {watcher.popen.returncode} under load")
         return result
+
+
+def _caught_up(port: int, written: int, timeout: float = 5.0) -> int:
+    """Bytes the watcher scanned, once it has all of ``written`` or ``timeout`` passed
+    (a loaded machine may leave the last writes unread when the window closes)."""
+    deadline = time.perf_counter() + timeout
+    while (scanned := _bytes_scanned(port)) != written and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    return scanned
 
 
 def _bytes_scanned(port: int) -> int:

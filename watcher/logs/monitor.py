@@ -113,6 +113,7 @@ class LogMonitor:
                     "fields": {"files": [t.path for t in opened], "globs": self._globs.patterns}
                 },
             )
+            self._watcher.follow(self._files.tails())  # watch first, then read
             await self._drain(set(opened), emit)
             self.ready.set()
             await self._loop(emit)
@@ -198,6 +199,8 @@ class LogMonitor:
             if waiting or loop_time() >= next_tick:
                 touched |= self._tick()
                 next_tick = next_beat(loop_time(), self._interval())
+            if self._watcher is not None:  # watch new files before reading them
+                self._watcher.follow(self._files.tails())
             await self._drain(touched, emit)
             await self._expire_orphans(emit)
             for finding in self.unmatched.check(loop_time(), self._clock.monotonic()):

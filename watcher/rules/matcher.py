@@ -1,9 +1,12 @@
 """Scan large byte blocks for rule matches, looking for line boundaries only around hits.
 
-This is GNU grep's trick: one automaton (all include patterns joined into a single RE2
-alternation) runs over the whole block; only where it hits do we find the line around
-the hit, ask an RE2 Set which rules match that line, and apply their excludes. Lines
-that match nothing are never split, decoded or touched by Python code.
+This is GNU grep's trick: a literal prefilter (`watcher.rules.prefilter`: the literals
+each rule cannot match without, searched all at once) names the candidate lines; only
+there do we ask an RE2 Set which rules match the line, and apply their excludes. Where
+the prefilter cannot help (no rule has a usable literal, or a block where literals are
+everywhere), one automaton (all include patterns joined into a single RE2 alternation)
+runs over the whole block instead, and the lines around its hits are checked the same
+way. Lines that match nothing are never split, decoded or touched by Python code.
 """
 
 from collections.abc import Iterator, Sequence
@@ -12,10 +15,12 @@ from typing import Any
 
 import re2
 
+from watcher.rules.prefilter import Prefilter
 from watcher.rules.regex import compile_pattern, compile_set
 from watcher.rules.rule import Rule
 
 _UNANCHORED = re2._Anchor.UNANCHORED  # the wrapper's own constant for an unanchored search
+_WARM_UP = b"[2026-01-01 00:00:00,000][train][INFO] - step 1/100 | loss 2.0000 | lr 1.0e-04\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +57,34 @@ class _CompiledRule:
 class RuleMatcher:
     """All rules compiled once; `scan` finds every (rule, line) match in a block."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], *, prefilter: bool | None = None) -> None:
+        """``prefilter``: None decides by itself (see `Prefilter.useful`), False never
+        uses one (the plain path), True always does (tests compare the two)."""
         self.rules = tuple(rules)
         self._compiled = [_CompiledRule(rule) for rule in self.rules]
         patterns = [rule.effective_pattern for rule in self.rules]
         self._combined: Any = None
         self._set: Any = None
+        self._prefilter: Prefilter | None = None
         if patterns:
             joined = "(?m)" + "|".join(f"(?:{p})" for p in patterns)
             self._combined = compile_pattern(joined, capture=False)._regexp
             self._set = compile_set(patterns)
+        if patterns and prefilter is not False:
+            found = Prefilter(patterns, always=prefilter is True)
+            self._prefilter = found if found.useful else None
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Build RE2's first DFA states now, not on the first fatal line: the first scan
+        of a fresh matcher took 0.6-2.9 ms, later ones 0.3-0.5 ms."""
+        if self._set is None:
+            return
+        for _ in self.scan(_WARM_UP):
+            pass
+        self._set.Match(_WARM_UP)
+        for compiled in self._compiled:
+            compiled.first_match(_WARM_UP, len(_WARM_UP))
 
     def scan(
         self, data: bytes, end: int | None = None, *, report_before: int | None = None
@@ -75,6 +98,11 @@ class RuleMatcher:
             return
         end = len(data) if end is None else end
         limit = end if report_before is None else min(end, report_before)
+        if self._prefilter is not None:
+            starts = self._prefilter.line_starts(data, end)
+            if starts is not None:
+                yield from self._candidates(data, end, limit, starts)
+                return
         pos = 0
         while pos < limit:
             spans = self._combined.Match(_UNANCHORED, data, pos, end)
@@ -86,6 +114,17 @@ class RuleMatcher:
             line_end = end if line_end < 0 else line_end
             yield from self._verify(data[line_start:line_end], line_start, limit - line_start)
             pos = line_end + 1
+
+    def _candidates(
+        self, data: bytes, end: int, limit: int, starts: list[int]
+    ) -> Iterator[LineHit]:
+        """The full rules on the lines the prefilter names, in order."""
+        for line_start in starts:
+            if line_start >= limit:
+                return
+            line_end = data.find(b"\n", line_start, end)
+            line_end = end if line_end < 0 else line_end
+            yield from self._verify(data[line_start:line_end], line_start, limit - line_start)
 
     def _verify(self, line: bytes, line_start: int, before: int) -> Iterator[LineHit]:
         for index in sorted(self._set.Match(line) or ()):  # rule order decides
