@@ -179,8 +179,7 @@ class Nvml:
         if self.busy is not None and self.busy.is_alive():
             return {"gpus": [], "error": None, "timed_out": True, "blocked": True}
         answer = self._deadline(self._reinit_and_read, timeout)
-        error = answer["error"]
-        self.reinit = bool(error) and error[0] in REINIT
+        self.reinit = any(code in REINIT for code in _codes(answer))
         return answer
 
     def _reinit_and_read(self) -> list[dict[str, Any]]:
@@ -246,6 +245,14 @@ class Nvml:
         if self.busy is None or not self.busy.is_alive():
             with contextlib.suppress(Exception):
                 self.nvml.nvmlShutdown()
+
+
+def _codes(answer: dict[str, Any]) -> list[object]:
+    """Every NVML error code in one answer: of NVML itself, of a GPU, of a value."""
+    errors = [answer.get("error")]
+    for gpu in answer.get("gpus") or ():
+        errors += [gpu.get("error"), *(gpu.get("errors") or {}).values()]
+    return [error[0] for error in errors if error]
 
 
 def _clock_reasons(nvml: Any, handle: Any) -> int:
