@@ -53,10 +53,10 @@ class FakeRelay:
     def let_go(self, name: str) -> None:
         os.close(self.locks.pop(name))
 
-    def report(self, mono: float, pid: int = 4242, **fields: Any) -> None:
+    def report(self, mono: float, pid: int = 4242, start: int = 1, **fields: Any) -> None:
         self.seq += 1
         report = {
-            **{"version": 1, "pid": pid, "start": 1, "seq": self.seq, "mono": mono},
+            **{"version": 1, "pid": pid, "start": start, "seq": self.seq, "mono": mono},
             **{"period": 10.0, "evidence": "NVIDIA_VISIBLE_DEVICES=" + UUIDS[0]},
             **{"uuids": [UUIDS[0]], "tool": "nvidia-smi", "tool_path": "/usr/bin/nvidia-smi"},
             **{"tool_problem": None, "poll": None, "cost": {}, "done": None},
@@ -135,27 +135,37 @@ async def test_the_trainer_s_container_not_running_is_nothing_to_read(
     assert backend.status()["state"] == "the trainer's container is not running"
 
 
-async def test_a_relay_that_stops_reporting_is_stale_after_the_grace(
-    relay: FakeRelay, clock: Clock
-) -> None:
+async def test_a_relay_that_stops_reporting_is_stale(relay: FakeRelay, clock: Clock) -> None:
     backend = backend_of(relay, clock)
     relay.report(clock.now, poll=smi_poll(0, HEALTHY_CSV))
     assert (await backend.poll()).readings
-    clock.now += backend.grace + 1  # the report is old now: the grace starts
-    assert await backend.poll() == Snapshot("relay")
-    clock.now += backend.grace + 1
+    clock.now += backend.grace - 1
+    assert (await backend.poll()).readings  # the same report, still fresh
+    clock.now += 2
     snapshot = await backend.poll()
     assert problems(snapshot) == [ToolProblem.RELAY_STALE]
     assert "has not reported for" in snapshot.failures[0].detail
+
+
+async def test_a_relay_that_just_started_has_the_grace_to_report(
+    relay: FakeRelay, clock: Clock
+) -> None:
+    """After an in-place restart the report is the old relay's, and old."""
+    relay.report(clock.now - 500, poll=smi_poll(0, HEALTHY_CSV))
+    backend = backend_of(relay, clock)
+    assert await backend.poll() == Snapshot("relay")
+    clock.now += backend.grace - 1
+    assert await backend.poll() == Snapshot("relay")
+    relay.report(clock.now, poll=smi_poll(0, HEALTHY_CSV, number=2))
+    clock.now += 2
+    assert (await backend.poll()).readings
 
 
 async def test_a_relay_that_died_is_down_after_the_grace(relay: FakeRelay, clock: Clock) -> None:
     relay.report(clock.now, poll=smi_poll(0, HEALTHY_CSV))
     relay.let_go(RELAY_LOCK)
     backend = backend_of(relay, clock)
-    assert (await backend.poll()).readings  # its last report is still fresh
-    clock.now += backend.grace + 1
-    assert await backend.poll() == Snapshot("relay")
+    assert (await backend.poll()).readings  # its last report, still fresh
     clock.now += backend.grace + 1
     snapshot = await backend.poll()
     assert problems(snapshot) == [ToolProblem.RELAY_DOWN]
@@ -204,6 +214,15 @@ async def test_a_refused_field_is_asked_again_without_it(relay: FakeRelay, clock
     assert "gpu_recovery_action" not in backend.fields
 
 
+async def test_a_new_relay_with_the_old_pid_is_read_afresh(relay: FakeRelay, clock: Clock) -> None:
+    backend = backend_of(relay, clock)
+    relay.report(clock.now, pid=8, start=1, poll=smi_poll(0, HEALTHY_CSV, number=1))
+    assert (await backend.poll()).readings
+    driver = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
+    relay.report(clock.now, pid=8, start=2, poll=smi_poll(9, driver, number=1))
+    assert problems(await backend.poll()) == [ToolProblem.DRIVER_NOT_LOADED]
+
+
 @pytest.mark.parametrize(
     ("poll", "problem"),
     [
@@ -240,9 +259,11 @@ async def test_the_relay_s_cpu_time_is_counted_across_its_restarts(
     relay: FakeRelay, clock: Clock
 ) -> None:
     backend = backend_of(relay, clock)
-    for pid, number, cpu in ((1, 1, 0.1), (1, 2, 0.3), (2, 1, 0.05)):
+    # the same pid after an in-place restart: a fresh PID namespace, a new launcher start
+    for start, number, cpu in ((1, 1, 0.1), (1, 2, 0.3), (2, 1, 0.05)):
         cost = {"polls": number, "cpu_s": cpu, "children_cpu_s": cpu * 10}
-        relay.report(clock.now, pid=pid, cost=cost, poll=smi_poll(0, HEALTHY_CSV, number=number))
+        poll = smi_poll(0, HEALTHY_CSV, number=number)
+        relay.report(clock.now, pid=8, start=start, cost=cost, poll=poll)
         await backend.poll()
     assert backend.counters()["relay_cpu_seconds"] == pytest.approx(3.3 + 0.55)
     status = backend.status()

@@ -5,7 +5,10 @@ there. A GPU that goes from healthy to unreachable is one hardware finding, whic
 the Pod without API access and evicts it with, and is never an exit 88."""
 
 import asyncio
+import os
+import signal
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +144,29 @@ async def test_a_lost_gpu_with_api_access_evicts_the_pod_once(
     decided = [e["reason"] for e in api.api.events if e["reason"] != "WorkloadNotLaunched"]
     assert decided == ["EvictingPod"]
     assert len(api.api.evictions) == 1 and pod.ledger("restart") == []
+
+
+async def test_a_relay_that_died_is_a_warning_where_people_look(
+    pod: TrainerPod, start: Start
+) -> None:
+    model = start(WATCHER_GPU="relay")
+    status = await status_when(pod, model, relaying)
+    relay = status["monitors"]["gpu"]["tool"]["relay_pid"]
+    os.kill(relay, signal.SIGKILL)  # the trainer's container goes on
+    status = await status_when(
+        pod, model, lambda s: any(f["reason"] == "GpuRelayDown" for f in s["recent_findings"])
+    )
+    (finding,) = [f for f in status["recent_findings"] if f["reason"] == "GpuRelayDown"]
+    assert (finding["severity"], finding["fault_class"]) == ("warning", "infrastructure")
+    gpu = status["monitors"]["gpu"]
+    assert gpu["up"] is False and [f["problem"] for f in gpu["failures"]] == ["relay_down"]
+    assert "no GPU relay runs in the trainer's container" in gpu["tool"]["state"]
+    assert status["state"] == "watching" and model.phase == "Running"
+    metrics = await asyncio.to_thread(_metrics, pod.port)
+    assert 'watcher_monitor_up{monitor="gpu"} 0.0' in metrics
+    assert "watcher_gpu_relay_cpu_seconds_total" in metrics
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())

@@ -8,10 +8,12 @@ that (period, deadline, the nvidia-smi fields), reads the latest report and give
 meaning a local nvidia-smi or NVML would have (`smi.interpret`, `formats.relay_nvml`).
 
 What is no reading is said too. The trainer's container not running (before its start,
-between restarts): nothing to read, nothing wrong. A relay that died (its lock free) or
-that stopped reporting (lock held, report old) past a grace of two periods and a deadline:
-a warning each (`GpuRelayDown`, `GpuRelayStale`). A relay that found no GPU in the
-trainer's container: quiet under `auto`, a warning when `WATCHER_GPU=relay` asked for it.
+between restarts): nothing to read, nothing wrong. A relay that died (its lock free for
+longer than a grace of two periods, a deadline and a second) or that stopped reporting
+(lock held, report older than the grace): a warning each (`GpuRelayDown`,
+`GpuRelayStale`). The grace also covers a relay that just started and has not reported.
+A relay that found no GPU in the trainer's container: quiet under `auto`, a warning
+when `WATCHER_GPU=relay` asked for it.
 
 `RelayUuids` serves the dcgm backend: the trainer's GPU UUIDs, from the relay.
 """
@@ -44,8 +46,8 @@ class RelayCost:
     """The relay's own CPU time in the trainer's container, summed over relay processes."""
 
     seconds: float = 0.0
-    last: tuple[int, float] | None = None
-    """(pid, cpu seconds) of the latest report counted."""
+    last: tuple[tuple[int | None, int], float] | None = None
+    """((launcher start, pid), cpu seconds) of the latest report counted."""
     per_poll_ms: float | None = None
     children_per_poll_ms: float | None = None
 
@@ -53,9 +55,10 @@ class RelayCost:
         cpu, kids = _number(report.cost.get("cpu_s")), _number(report.cost.get("children_cpu_s"))
         polls = _number(report.cost.get("polls"))
         total = cpu + kids
-        before = 0.0 if self.last is None or self.last[0] != report.pid else self.last[1]
+        relay = (report.start, report.pid)
+        before = 0.0 if self.last is None or self.last[0] != relay else self.last[1]
         self.seconds += max(0.0, total - before)
-        self.last = (report.pid, total)
+        self.last = (relay, total)
         if polls:
             self.per_poll_ms, self.children_per_poll_ms = cpu / polls * 1000, kids / polls * 1000
 
@@ -82,8 +85,9 @@ class RelayBackend:
         """Asked for by WATCHER_GPU=relay: a trainer without GPUs is then a warning."""
         self.fields = tuple(fields)
         self._now = now
-        self._waiting_since: float | None = None
-        self._cached: tuple[tuple[int, int], Snapshot] | None = None
+        self._lock_seen: tuple[bool, float] | None = None
+        """Whether the relay held its lock at the last look, and since when."""
+        self._cached: tuple[tuple[int, int, int], Snapshot] | None = None
         self.cost = RelayCost()
         self.state = "starting"
         self.report: Report | None = None
@@ -100,27 +104,26 @@ class RelayBackend:
             return self._failed(ToolProblem.FAILED, f"cannot ask for the GPU relay: {exc}")
         report = self.report = self.files.report()
         if not self.files.launcher_running():
-            self._waiting_since = None
+            self._lock_seen = None
             return self._quiet("the trainer's container is not running")
-        now = self._now()
-        if report is not None and report.done is not None and not self.files.relay_alive():
-            return self._done(report)
-        if report is not None and now - report.mono <= self.grace:
-            self._waiting_since = None
-            self.cost.add(report)
-            return self._read(report)
-        return self._missing(report, now)
+        return self._from(report, self._now(), self.files.relay_alive())
 
-    def _missing(self, report: Report | None, now: float) -> Snapshot:
-        """No fresh report: quiet for a grace, then a relay stuck or dead."""
-        if self._waiting_since is None:
-            self._waiting_since = now
-        waited = now - self._waiting_since
-        if waited <= self.grace:
+    def _from(self, report: Report | None, now: float, alive: bool) -> Snapshot:
+        """While the trainer's container runs: the report, or why there is none."""
+        if report is not None and report.done is not None and not alive:
+            return self._done(report)
+        if self._lock_seen is None or self._lock_seen[0] != alive:
+            self._lock_seen = (alive, now)  # the relay started, or ended: the grace begins
+        settled = now - self._lock_seen[1] > self.grace
+        fresh = report if report is not None and now - report.mono <= self.grace else None
+        if fresh is not None and (alive or not settled):  # a dead relay's last word, a while
+            self.cost.add(fresh)
+            return self._read(fresh)
+        if not settled:
             return self._quiet("waiting for the GPU relay's report")
-        if self.files.relay_alive():
-            age = waited if report is None else now - report.mono
-            detail = f"the GPU relay holds its lock but has not reported for {age:.0f}s"
+        if alive:
+            age = "ever" if report is None else f"{now - report.mono:.0f}s"
+            detail = f"the GPU relay holds its lock but has not reported for {age}"
             return self._failed(ToolProblem.RELAY_STALE, detail)
         detail = (
             f"no GPU relay runs in the trainer's container ({self.files.run / 'gpu-relay.lock'} "
@@ -141,10 +144,11 @@ class RelayBackend:
             return self._failed(ToolProblem.NO_BACKEND, detail)
         if poll is None:
             return self._quiet("waiting for the GPU relay's first poll")
-        key = (report.pid, int(poll.get("number") or 0))
+        self.state = f"reporting from {report.tool} in the trainer's container"
+        # A relay's pid repeats across in-place restarts (a fresh PID namespace each time).
+        key = (report.start or 0, report.pid, int(poll.get("number") or 0))
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
-        self.state = f"reporting from {report.tool} in the trainer's container"
         snapshot = parse_relay_nvml(poll) if report.tool == "nvml" else self._smi(poll)
         self._cached = (key, snapshot)
         return snapshot
