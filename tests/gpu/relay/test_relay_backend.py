@@ -17,7 +17,7 @@ from tests.e2e.process import wait_until
 from tests.gpu.fake_pynvml import FakeNvml, h100s
 from tests.gpu.fake_smi import UUIDS, FakeSmi, make
 from tests.gpu.relay.launched import TrainerContainer, trainer_container
-from watcher.gpu.backends.relay import RelayBackend
+from watcher.gpu.backends.relay import RelayBackend, RelayUuids
 from watcher.gpu.backends.relay_files import RelayFiles
 from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.formats.smi_csv import QUERY_FIELDS
@@ -253,6 +253,25 @@ async def test_nvml_readings_are_read_as_nvml(relay: FakeRelay, clock: Clock) ->
     relay.report(clock.now, tool="nvml", tool_path=None, poll=poll)
     snapshot = await backend_of(relay, clock).poll()
     assert [r.gpu.uuid for r in snapshot.readings] == [g.uuid for g in nvml.gpus]
+
+
+@pytest.mark.parametrize("tool", ["nvidia-smi", "nvml"])
+def test_the_uuids_for_dcgm_come_from_the_environment_else_from_one_read(
+    relay: FakeRelay, clock: Clock, tool: str
+) -> None:
+    source = RelayUuids(RelayFiles(relay.run), period=10.0, timeout=5.0)
+    assert source() is None
+    assert json.loads((relay.run / REQUEST).read_text())["read"] == "identity"
+    relay.report(clock.now, uuids=[UUIDS[1]])
+    assert source() == (UUIDS[1],)
+    nvml = FakeNvml(h100s(2))
+    nvml.nvmlInit()
+    poll = Nvml(nvml).read(2.0) if tool == "nvml" else smi_poll(0, HEALTHY_CSV)
+    relay.report(clock.now, uuids=[], tool=tool, poll=poll)
+    expected = [g.uuid for g in nvml.gpus] if tool == "nvml" else [UUIDS[0]]
+    assert source() == tuple(expected)
+    relay.report(clock.now, uuids=[], tool=tool, poll={**poll, "code": 9, "error": [9, "gone"]})
+    assert source() == tuple(expected)  # once known, kept
 
 
 async def test_the_relay_s_cpu_time_is_counted_across_its_restarts(

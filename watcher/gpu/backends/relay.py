@@ -225,11 +225,20 @@ class RelayUuids:
             return self.known
         if report.uuids:
             self.known = report.uuids
-        elif report.poll is not None and report.poll.get("code") == 0:
-            readings = parse_query_csv(str(report.poll.get("stdout") or "")).readings
-            found = tuple(r.gpu.uuid for r in readings if r.gpu.uuid)
-            self.known = found or self.known
+        elif report.poll is not None:
+            self.known = _polled_uuids(report.tool, report.poll) or self.known
         return self.known
+
+
+def _polled_uuids(tool: str | None, poll: dict[str, Any]) -> tuple[str, ...]:
+    """The UUIDs of the GPUs one relayed read answered for (nvidia-smi's CSV, NVML's)."""
+    if tool == "nvml":
+        readings = parse_relay_nvml(poll).readings
+    elif poll.get("code") == 0:
+        readings = parse_query_csv(str(poll.get("stdout") or "")).readings
+    else:
+        return ()
+    return tuple(r.gpu.uuid for r in readings if r.gpu.uuid)
 
 
 def _asked(poll: dict[str, Any], fields: Sequence[str]) -> bool:
