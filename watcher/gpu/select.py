@@ -10,10 +10,10 @@ error: the polls report it.
 `auto` takes NVML when `pynvml` imports and `nvmlInit` works, else `nvidia-smi` when the
 configured command is found, else, with a launcher, the relay: the launcher reads the
 trainer's GPUs in the trainer's container (the device plugin gives this container none),
-and the relay backend stays quiet if it finds none there. Nothing, while the Pod evidently has GPUs
-(`evident_gpus`), is a warning in the log, and the monitor runs anyway on a backend that
-says so at every poll (`/status`, `/metrics`, `up()` false). The choice and the reason
-are logged in one line. Our GPUs: see `watcher.gpu.ours`.
+and the relay backend stays quiet if it finds none there. Nothing, while the Pod
+evidently has GPUs (`evident_gpus`), is a warning in the log, and the monitor runs anyway
+on a backend that says so at every poll (`/status`, `/metrics`, `up()` false). The choice
+and the reason are logged in one line. Our GPUs: see `watcher.gpu.ours`.
 
 Only the chosen backend is imported (with its parsers): a watcher polling nvidia-smi never
 loads NVML's binding or the Prometheus text parser, and none loads the offline-only
@@ -51,11 +51,11 @@ Devices = Callable[[], list[str]]
 LIBRARY_NOT_FOUND = 12
 """NVML_ERROR_LIBRARY_NOT_FOUND: nvmlInit could not load libnvidia-ml.so.1."""
 NO_GPU_VALUES = frozenset({"", "void", "none"})
+"""NVIDIA_VISIBLE_DEVICES values that give a container no GPU (NVIDIA container toolkit)."""
 RELAY_NEEDS_LAUNCHER = (
     "WATCHER_GPU=relay needs WATCHER_LAUNCHER_DIR: the relay runs in the launcher, in the "
     "trainer's container"
 )
-"""NVIDIA_VISIBLE_DEVICES values that give a container no GPU (NVIDIA container toolkit)."""
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class Relay:
         self.tool_problem = ""
         self.poll: dict[str, Any] | None = None
         self.evidence = evident(environ)
+        self.write_problem: str | None = None
 
     def path(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
@@ -248,7 +249,10 @@ class Relay:
             },
             "done": done,
         }
-        _replace(self.path(REPORT), json.dumps(report, separators=(",", ":")).encode())
+        problem = _replace(self.path(REPORT), json.dumps(report, separators=(",", ":")).encode())
+        if problem is not None and problem != self.write_problem:  # said once, not each period
+            say(f"GPU relay: {problem}")
+        self.write_problem = problem
 
 
 def _parse_request(path: str) -> dict[str, Any] | None:
@@ -290,8 +294,9 @@ def _sleep_to_beat(began: float, period: float) -> None:
     time.sleep(period - ((now - began) % period))
 
 
-def _replace(path: str, data: bytes) -> None:
-    """Write a new version of ``path`` atomically, readable by the watcher's user."""
+def _replace(path: str, data: bytes) -> str | None:
+    """Write a new version of ``path`` atomically, readable by the watcher's user; or why
+    it could not be written."""
     temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
     try:
         with open(temporary, "wb") as handle:
@@ -301,4 +306,5 @@ def _replace(path: str, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        say(f"GPU relay: cannot write {path}: {exc}")
+        return f"cannot write {path}: {exc}"
+    return None
