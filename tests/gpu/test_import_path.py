@@ -17,6 +17,13 @@ OFFLINE_ONLY = {
 BACKENDS = {
     "nvidia-smi": {"watcher.gpu.backends.smi", "watcher.gpu.formats.smi_csv"},
     "nvml": {"watcher.gpu.backends.nvml", "watcher.gpu.backends.nvml_events"},
+    "relay": {
+        "watcher.gpu.backends.relay",
+        "watcher.gpu.backends.relay_files",
+        "watcher.gpu.formats.relay_nvml",
+        "watcher.gpu.backends.smi",
+        "watcher.gpu.formats.smi_csv",
+    },
     "dcgm": {
         "watcher.gpu.backends.dcgm",
         "watcher.gpu.formats.dcgm_exporter",
@@ -34,6 +41,7 @@ from watcher.gpu.select import choose
 settings = WatcherSettings(
     state_dir=Path("/tmp/state"), log_paths=("/tmp/*.log",), gpu=sys.argv[1],
     dcgm_exporter_url="http://127.0.0.1:9400/metrics", gpu_uuids=("GPU-1",),
+    launcher_dir=Path("/tmp/pod-watcher"),
 )
 nvml = FakeNvml(h100s(1))
 choice = choose(settings, {}, import_module=lambda name: nvml, which=lambda name: "/bin/" + name)

@@ -15,6 +15,7 @@ from watcher.config.load import ConfigError, load_config
 from watcher.config.settings import WatcherSettings
 from watcher.gpu.backends.dcgm import DcgmBackend
 from watcher.gpu.backends.nvml import NvmlBackend
+from watcher.gpu.backends.relay import RelayBackend, RelayUuids
 from watcher.gpu.backends.smi import SmiBackend
 from watcher.gpu.backends.unavailable import Unavailable
 from watcher.gpu.monitor import GpuMonitor
@@ -67,7 +68,7 @@ def test_bad_gpu_settings_name_the_variable(
         load_config()
 
 
-@pytest.mark.parametrize("backend", ["nvml", "nvidia-smi", "dcgm", "auto", "off"])
+@pytest.mark.parametrize("backend", ["nvml", "nvidia-smi", "dcgm", "relay", "auto", "off"])
 def test_every_backend_name_is_accepted(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str
 ) -> None:
@@ -204,6 +205,49 @@ def test_a_backend_asked_for_by_name_that_cannot_run_is_a_configuration_error() 
         choose(settings(gpu="nvml"), {}, import_module=importer(no_library))
     with pytest.raises(ConfigError, match=r"WATCHER_NVIDIA_SMI=/x/smi is not found"):
         choose(settings(gpu="nvidia-smi", nvidia_smi="/x/smi"), {}, which=which({}))
+
+
+def test_relay_asked_for_by_name_needs_the_launcher() -> None:
+    with pytest.raises(ConfigError, match=r"WATCHER_GPU=relay needs WATCHER_LAUNCHER_DIR"):
+        choose(settings(gpu="relay"), {})
+    choice = choose(settings(gpu="relay", launcher_dir=Path("/pw")), {})
+    assert isinstance(choice.backend, RelayBackend) and choice.backend.named
+    assert choice.backend.files.run == Path("/pw/run")
+
+
+def test_auto_with_a_launcher_and_no_gpu_here_reads_the_trainer_s_through_the_relay(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nvml = FakeNvml(h100s(1))
+    nvml.init_error = 12  # no libnvidia-ml.so.1: the device plugin gave this container none
+    with caplog.at_level(logging.INFO, "watcher.gpu.select"):
+        choice = choose(
+            settings(launcher_dir=Path("/pw"), gpu_poll_interval=3.0, gpu_timeout=2.0), {},
+            import_module=importer(nvml), which=which({}), devices=no_devices,
+        )  # fmt: skip
+    assert isinstance(choice.backend, RelayBackend) and not choice.backend.named
+    assert (choice.backend.period, choice.backend.timeout) == (3.0, 2.0)
+    assert choice.why.startswith("relay: the launcher reads the trainer's GPUs (nvmlInit failed")
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+
+
+def test_auto_prefers_gpus_this_container_sees_to_the_relay() -> None:
+    """A shared DRA claim: the watcher sees the trainer's GPUs itself."""
+    choice = choose(
+        settings(launcher_dir=Path("/pw")), {}, import_module=importer(FakeNvml(h100s(1)))
+    )
+    assert isinstance(choice.backend, NvmlBackend)
+
+
+def test_dcgm_takes_the_uuids_from_the_relay_unless_they_are_configured() -> None:
+    url = "http://10.0.0.7:9400/metrics"
+    relayed = choose(settings(gpu="dcgm", dcgm_exporter_url=url, launcher_dir=Path("/pw")), {})
+    assert isinstance(relayed.backend, DcgmBackend)
+    assert isinstance(relayed.backend.uuid_source, RelayUuids)
+    for values in ({"gpu_uuids": (A,)}, {}):
+        configured = choose(settings(gpu="dcgm", dcgm_exporter_url=url, **values), {})
+        assert isinstance(configured.backend, DcgmBackend)
+        assert configured.backend.uuid_source is None
 
 
 def test_a_driver_that_does_not_answer_at_start_is_for_the_polls_to_report() -> None:

@@ -57,7 +57,7 @@ def _actionable(action: Action) -> Action:
 
 ClassAction = Annotated[Action, AfterValidator(_actionable)]
 
-GpuBackend = Literal["auto", "off", "nvml", "nvidia-smi", "dcgm"]
+GpuBackend = Literal["auto", "off", "nvml", "nvidia-smi", "dcgm", "relay"]
 DAY = 86400.0
 WEEK = 7 * DAY
 
@@ -154,7 +154,8 @@ class WatcherSettings(BaseSettings):
     gpu_uuids: CommaList = ()
     """This Pod's GPUs by UUID; default: NVIDIA_VISIBLE_DEVICES if it lists UUIDs, else all seen."""
     gpu: GpuBackend = "auto"
-    """GPU backend: auto (NVML, else nvidia-smi, else off), off, nvml, nvidia-smi or dcgm."""
+    """GPU backend: auto (NVML, else nvidia-smi, else the launcher's relay, else off), off,
+    nvml, nvidia-smi, dcgm or relay (the launcher reads the trainer's GPUs)."""
     start_position: Literal["end", "start"] = "end"
     """Where to begin in files that exist at the first start: their `end` or their `start`."""
     poll_interval: float = Field(default=10.0, ge=0.1, le=60)

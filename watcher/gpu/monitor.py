@@ -196,12 +196,15 @@ class GpuMonitor:
         }
 
     def counters(self) -> dict[str, float]:
+        """The polls', and the backend's own where it has some (the relay's CPU time)."""
         stats = self.stats
+        own = getattr(self.backend, "counters", None)
         return {
             "polls": float(stats.polls),
             "poll_failures": float(stats.failures),
             "poll_seconds": stats.seconds,
             "xid_events": float(stats.xid_events),
+            **(own() if callable(own) else {}),
         }
 
 

@@ -39,9 +39,10 @@ class Whose:
         return bool(self.uuids) or self.pod is not None
 
     def matches(self, gpu: GpuId, pods: Collection[tuple[str, str]] = ()) -> bool:
-        """Whether ``gpu`` (used by the (namespace, name) ``pods``) is one of ours."""
-        if gpu.uuid and gpu.uuid.lower() in {u.lower() for u in self.uuids or ()}:
-            return True
+        """Whether ``gpu`` (used by the (namespace, name) ``pods``) is one of ours. Known
+        UUIDs decide alone; the Pod's name only while there are none."""
+        if self.uuids:
+            return (gpu.uuid or "").lower() in {u.lower() for u in self.uuids}
         if self.pod is None:
             return False
         namespace, name = self.pod

@@ -3,14 +3,17 @@
 A backend asked for by name must be able to run, or the configuration is wrong: exit 2
 with the reason (`ConfigError`), never a watcher that silently watches no GPU.
 `WATCHER_GPU=nvml` needs `pynvml` to import and `nvmlInit` not to say that the library
-is missing; `nvidia-smi` needs `WATCHER_NVIDIA_SMI` found. A driver that does not answer
-at start is not a configuration error: the polls report it.
+is missing; `nvidia-smi` needs `WATCHER_NVIDIA_SMI` found; `relay` needs the launcher
+(`WATCHER_LAUNCHER_DIR`). A driver that does not answer at start is not a configuration
+error: the polls report it.
 
 `auto` takes NVML when `pynvml` imports and `nvmlInit` works, else `nvidia-smi` when the
-configured command is found, else nothing. Nothing, while the Pod evidently has GPUs
-(`evident_gpus`), is a warning in the log, and the monitor runs anyway on a backend that
-says so at every poll (`/status`, `/metrics`, `up()` false). The choice and the reason
-are logged in one line. Our GPUs: see `watcher.gpu.ours`.
+configured command is found, else, with a launcher, the relay: the launcher reads the
+trainer's GPUs in the trainer's container (the device plugin gives this container none),
+and the relay backend stays quiet if it finds none there. Nothing, while the Pod
+evidently has GPUs (`evident_gpus`), is a warning in the log, and the monitor runs anyway
+on a backend that says so at every poll (`/status`, `/metrics`, `up()` false). The choice
+and the reason are logged in one line. Our GPUs: see `watcher.gpu.ours`.
 
 Only the chosen backend is imported (with its parsers): a watcher polling nvidia-smi never
 loads NVML's binding or the Prometheus text parser, and none loads the offline-only
@@ -34,6 +37,7 @@ from watcher.config.settings import WatcherSettings
 from watcher.gpu.backends import GpuBackend
 from watcher.gpu.backends.unavailable import Unavailable
 from watcher.gpu.ours import OurGpus, our_uuids
+from watcher.launcher.channel import RUN_DIR
 
 __all__ = ["Choice", "OurGpus", "choose", "evident_gpus", "nvml_works", "our_uuids"]
 """`OurGpus` and `our_uuids` live in `watcher.gpu.ours`; the wiring takes them from here
@@ -48,6 +52,10 @@ LIBRARY_NOT_FOUND = 12
 """NVML_ERROR_LIBRARY_NOT_FOUND: nvmlInit could not load libnvidia-ml.so.1."""
 NO_GPU_VALUES = frozenset({"", "void", "none"})
 """NVIDIA_VISIBLE_DEVICES values that give a container no GPU (NVIDIA container toolkit)."""
+RELAY_NEEDS_LAUNCHER = (
+    "WATCHER_GPU=relay needs WATCHER_LAUNCHER_DIR: the relay runs in the launcher, in the "
+    "trainer's container"
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,10 @@ def _choose(
         return Choice(_smi(found, timeout), f"nvidia-smi at {found} (WATCHER_GPU)")
     if settings.gpu == "dcgm":
         return Choice(_dcgm(settings, uuids, session, which), "dcgm (WATCHER_GPU)")
+    if settings.gpu == "relay":
+        if settings.launcher_dir is None:
+            raise ConfigError([RELAY_NEEDS_LAUNCHER])
+        return Choice(_relay(settings, named=True), "relay: the launcher reads the trainer's GPUs")
     module, problem = _import(import_module)
     if settings.gpu == "nvml":
         return Choice(_named_nvml(module, problem, uuids, timeout), "nvml (WATCHER_GPU)")
@@ -167,7 +179,21 @@ def _auto(
     found = which(settings.nvidia_smi)
     if found is not None:
         return Choice(_smi(found, timeout), f"nvidia-smi at {found} ({problem})")
-    return Choice(None, f"off: {problem}, and {settings.nvidia_smi} is not on PATH")
+    here = f"{problem}, and {settings.nvidia_smi} is not on PATH"
+    if settings.launcher_dir is not None:
+        why = f"relay: the launcher reads the trainer's GPUs ({here} in this container)"
+        return Choice(_relay(settings, named=False), why)
+    return Choice(None, f"off: {here}")
+
+
+def _relay(settings: WatcherSettings, *, named: bool) -> GpuBackend:
+    from watcher.gpu.backends.relay import RelayBackend
+    from watcher.gpu.backends.relay_files import RelayFiles
+
+    assert settings.launcher_dir is not None
+    files = RelayFiles(settings.launcher_dir / RUN_DIR)
+    period, timeout = settings.gpu_poll_interval, settings.gpu_timeout
+    return RelayBackend(files, period=period, timeout=timeout, named=named)
 
 
 def _smi(command: str, timeout: float) -> GpuBackend:
@@ -198,7 +224,19 @@ def _dcgm(
         uuids=uuids,
         pod=(settings.pod_namespace, settings.pod_name) if settings.pod_name else None,
         dcgmi=which(settings.dcgmi),
+        uuid_source=None if uuids else _relay_uuids(settings),
     )
+
+
+def _relay_uuids(settings: WatcherSettings) -> Callable[[], tuple[str, ...] | None] | None:
+    """The trainer's GPU UUIDs through the launcher's relay, when there is a launcher."""
+    if settings.launcher_dir is None:
+        return None
+    from watcher.gpu.backends.relay import RelayUuids
+    from watcher.gpu.backends.relay_files import RelayFiles
+
+    files = RelayFiles(settings.launcher_dir / RUN_DIR)
+    return RelayUuids(files, settings.gpu_poll_interval, settings.gpu_timeout)
 
 
 def _import(import_module: Importer) -> tuple[ModuleType | None, str]:

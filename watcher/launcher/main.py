@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from . import gpu_relay
 from .channel import Channel
 from .logcopy import LogCopy
 from .runner import VERDICT_POLL, Runner, exit_status
@@ -102,6 +103,7 @@ def run(argv: list[str]) -> int:
     runner.install_signals()
     channel.hold_launcher_lock()
     channel.record("start", pid=os.getpid(), command=argv)
+    gpu_relay.start(settings, channel.start)  # hook (gpu2): stopped at exit, see gpu_relay
     try:
         runner.start()
     except OSError as exc:

@@ -18,7 +18,7 @@ from watcher.launcher.logcopy import LOG_DIR
 LAUNCHER = "launch"
 PACKAGE = "pod_watcher_launch"
 """The launcher's package name inside the archive."""
-MODULES = ("__init__", "settings", "logcopy", "channel", "runner", "main")
+MODULES = ("__init__", "settings", "logcopy", "channel", "runner", "main", "gpu_read", "gpu_relay")
 SHEBANG = b"#!/usr/bin/env python3\n"
 MAIN = (
     '"""pod-watcher launch: see pod_watcher_launch/__init__.py."""\n'

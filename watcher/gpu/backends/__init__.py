@@ -1,5 +1,6 @@
-"""GPU backends: each reads this node's GPUs one way (NVML in process, nvidia-smi, DCGM)
-and returns a `Snapshot`; `watcher.gpu.select` picks one, the monitor polls it.
+"""GPU backends: each reads this Pod's GPUs one way (NVML in process, nvidia-smi, DCGM, or
+the launcher's relay in the trainer's container) and returns a `Snapshot`;
+`watcher.gpu.select` picks one, the monitor polls it.
 
 What a backend is, for the monitor and for `select`:
 """

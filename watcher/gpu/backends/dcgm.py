@@ -3,7 +3,9 @@
 The exporter sees every GPU of the node, so only this Pod's are kept, here where the
 `pod`/`namespace` labels dcgm-exporter adds with its Kubernetes mapping (`-k`) are read:
 by UUID or by those labels (`watcher.gpu.ours.Whose`). Knowing neither, nothing is kept:
-another Pod's broken GPU must never move this one.
+another Pod's broken GPU must never move this one. Under the device plugin the UUIDs are
+known only once the trainer's container runs: `uuid_source` (the launcher's GPU relay,
+`backends.relay.RelayUuids`) gives them at each poll; from then on they decide.
 
 `dcgmi health -c` runs too when the command is installed; it numbers GPUs by DCGM id,
 which the exporter's `gpu` label gives for each UUID. Its exit status says nothing
@@ -14,7 +16,7 @@ health watches set) is noted in the status and never fails the poll.
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -48,6 +50,7 @@ class DcgmBackend:
         pod: tuple[str | None, str] | None = None,
         dcgmi: str | None = None,
         max_body: int = MAX_BODY,
+        uuid_source: Callable[[], tuple[str, ...] | None] | None = None,
     ) -> None:
         self.url = url
         self._timeout = timeout
@@ -55,6 +58,8 @@ class DcgmBackend:
         self._own_session: aiohttp.ClientSession | None = None
         self.whose = Whose(tuple(uuids) if uuids else None, pod)
         """This Pod's GPUs among the node's: none while nothing tells them apart."""
+        self.uuid_source = uuid_source
+        """Where the UUIDs come from when not configured: the launcher's GPU relay."""
         self.dcgmi = dcgmi
         self._command = Command(timeout)
         self._max_body = max_body
@@ -62,6 +67,11 @@ class DcgmBackend:
         """Why the last `dcgmi health -c` said nothing useful, if it did not."""
 
     async def poll(self) -> Snapshot:
+        if self.uuid_source is not None:
+            uuids = self.uuid_source()
+            if uuids and uuids != self.whose.uuids:
+                self.whose = Whose(uuids, self.whose.pod)
+                log.info("dcgm: this Pod's GPUs are %s (from the GPU relay)", ", ".join(uuids))
         gpus, failures = await self._scrape()
         ours = self._ours(gpus)
         if gpus and not ours:
@@ -77,10 +87,8 @@ class DcgmBackend:
     def _nobody(self) -> str:
         if not self.whose.known():
             return NOBODY
-        return (
-            f"no GPU series of {self.url} belongs to {self.whose.describe()} (is "
-            "dcgm-exporter running with --kubernetes?)"
-        )
+        hint = "" if self.whose.uuids else " (is dcgm-exporter running with --kubernetes?)"
+        return f"no GPU series of {self.url} belongs to {self.whose.describe()}{hint}"
 
     async def _scrape(self) -> tuple[list[ExporterGpu], tuple[ToolFailure, ...]]:
         try:
@@ -137,7 +145,12 @@ class DcgmBackend:
         return snapshot
 
     def status(self) -> dict[str, Any]:
-        return {"url": self.url, "dcgmi": self.dcgmi, "dcgmi_problem": self.dcgmi_problem}
+        return {
+            "url": self.url,
+            "gpus": self.whose.describe() or None,
+            "dcgmi": self.dcgmi,
+            "dcgmi_problem": self.dcgmi_problem,
+        }
 
     async def close(self) -> None:
         self._command.close()

@@ -74,20 +74,7 @@ class SmiBackend:
 
     def interpret(self, run: Run) -> Snapshot:
         """One run's exit code and output as a Snapshot."""
-        if run.overflow:
-            limit = self._runner.max_output
-            return _failed(ToolProblem.FAILED, f"more than {limit} bytes of output: killed")
-        snapshot = parse_query_csv(_messages_last(run), None)
-        if run.code == 0:
-            return snapshot
-        # A failed run: what the output names (a lost GPU, no driver) beside the rows of
-        # the GPUs still there; the exit code when the output names nothing.
-        failures = tuple(f for f in snapshot.failures if not f.detail.startswith(UNRECOGNIZED))
-        named = any(f.problem is not ToolProblem.FAILED for f in failures)
-        if not named and not any(r.lost for r in snapshot.readings):
-            problem = EXIT_CODES.get(run.code, ToolProblem.FAILED)
-            failures = (ToolFailure(problem, f"exit {run.code}: {run.first_line()}"),)
-        return Snapshot(SOURCE, snapshot.readings, failures)
+        return interpret(run, self._runner.max_output)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -100,6 +87,26 @@ class SmiBackend:
         self._runner.close()
 
 
+def interpret(run: Run, max_output: int = MAX_OUTPUT, source: str = SOURCE) -> Snapshot:
+    """One run's exit code and output as a Snapshot (here, or relayed from the trainer's
+    container by the launcher's GPU relay)."""
+    if run.overflow:
+        return _failed(
+            ToolProblem.FAILED, f"more than {max_output} bytes of output: killed", source
+        )
+    snapshot = parse_query_csv(_messages_last(run), None)
+    if run.code == 0:
+        return Snapshot(source, snapshot.readings, snapshot.failures)
+    # A failed run: what the output names (a lost GPU, no driver) beside the rows of
+    # the GPUs still there; the exit code when the output names nothing.
+    failures = tuple(f for f in snapshot.failures if not f.detail.startswith(UNRECOGNIZED))
+    named = any(f.problem is not ToolProblem.FAILED for f in failures)
+    if not named and not any(r.lost for r in snapshot.readings):
+        problem = EXIT_CODES.get(run.code, ToolProblem.FAILED)
+        failures = (ToolFailure(problem, f"exit {run.code}: {run.first_line()}"),)
+    return Snapshot(source, snapshot.readings, failures)
+
+
 def _messages_last(run: Run) -> str:
     """The output with nvidia-smi's messages after the CSV: a lost GPU's line may come
     before the header, and the header must be the first line."""
@@ -109,5 +116,5 @@ def _messages_last(run: Run) -> str:
     return "\n".join([*rest, *messages, run.stderr])
 
 
-def _failed(problem: ToolProblem, detail: str) -> Snapshot:
-    return Snapshot(SOURCE, failures=(ToolFailure(problem, detail),))
+def _failed(problem: ToolProblem, detail: str, source: str = SOURCE) -> Snapshot:
+    return Snapshot(source, failures=(ToolFailure(problem, detail),))

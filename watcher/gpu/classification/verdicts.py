@@ -56,6 +56,14 @@ TOOL: Final = {
         "GpuMonitorUnavailable", WARN, INFRA,
         "the Pod has GPUs but no GPU backend works in this container",
     ),
+    ToolProblem.RELAY_DOWN: Verdict(
+        "GpuRelayDown", WARN, INFRA,
+        "the GPU relay in the trainer's container is not running: its GPUs are not watched",
+    ),
+    ToolProblem.RELAY_STALE: Verdict(
+        "GpuRelayStale", WARN, INFRA,
+        "the GPU relay in the trainer's container stopped reporting (stuck in the driver?)",
+    ),
     ToolProblem.TIMED_OUT: Verdict(
         "GpuToolTimedOut", WARN, HW, "the GPU query did not answer in time (a wedged GPU?)"
     ),
