@@ -67,7 +67,8 @@ def test_kustomize_makes_what_inject_makes(tmp_path: Path) -> None:
     built = _build(tmp_path, {"pod.yaml": bare, "job.yaml": [_job()]})
     assert built.returncode == 0, built.stderr
     made = {obj["kind"]: obj for obj in load_all(built.stdout)}
-    injected = inject(stdin=dump([*bare, _job()]))
+    # the component is static: it wires no GPUs, WATCHER_GPU=auto finds the relay itself
+    injected = inject("--gpu", "none", stdin=dump([*bare, _job()]))
     assert injected.returncode == 0, injected.stderr
     expected = {obj["kind"]: obj for obj in load_all(injected.stdout)}
     assert set(made) == {"Pod", "Job"}

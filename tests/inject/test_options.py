@@ -94,9 +94,9 @@ def _watcher_check(watcher: Obj, tmp_path: Path, node_ip: str) -> dict[str, Any]
     return settings
 
 
-def test_gpu_device_plugin_reads_dcgm_exporter_on_the_node(tmp_path: Path) -> None:
+def test_gpu_dcgm_reads_dcgm_exporter_on_the_node(tmp_path: Path) -> None:
     gpu = {**TRAINER, "resources": {"limits": {"nvidia.com/gpu": 8}}}
-    result = inject_documents([pod(gpu)], Options(gpu="device-plugin"))
+    result = inject_documents([pod(gpu)], Options(gpu="dcgm"))
     assert result.notes == []
     watcher = result.documents[0]["spec"]["initContainers"][0]
     names = [e["name"] for e in watcher["env"]]
@@ -108,11 +108,22 @@ def test_gpu_device_plugin_reads_dcgm_exporter_on_the_node(tmp_path: Path) -> No
     assert settings["dcgm_exporter_url"] == "http://10.0.0.7:9400/metrics"
 
 
-def test_gpu_device_plugin_without_gpus_says_so() -> None:
-    result = inject_documents([pod(TRAINER)], Options(gpu="device-plugin"))
-    assert result.notes == [
-        "Pod/p at spec: no container requests nvidia.com/gpu: is --gpu device-plugin right?"
-    ]
+def test_gpu_dcgm_or_relay_without_gpus_says_so() -> None:
+    for wiring in ("dcgm", "relay"):
+        result = inject_documents([pod(TRAINER)], Options(gpu=wiring))
+        assert result.notes == [
+            f"Pod/p at spec: no container requests nvidia.com/gpu: is --gpu {wiring} right?"
+        ]
+
+
+def test_gpu_auto_relays_the_trainer_s_gpus_and_leaves_a_cpu_pod_alone(tmp_path: Path) -> None:
+    gpu = {**TRAINER, "resources": {"limits": {"nvidia.com/gpu": 8}}}
+    relayed = inject_documents([pod(gpu)], Options()).documents[0]["spec"]
+    watcher = relayed["initContainers"][0]
+    assert env(watcher)["WATCHER_GPU"] == {"name": "WATCHER_GPU", "value": "relay"}
+    assert _watcher_check(watcher, tmp_path, "10.0.0.7")["gpu"] == "relay"
+    plain = inject_documents([pod(TRAINER)], Options()).documents[0]["spec"]
+    assert "WATCHER_GPU" not in env(plain["initContainers"][0])
 
 
 def test_a_volume_name_the_pod_uses_is_left_to_it() -> None:

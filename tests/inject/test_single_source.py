@@ -30,8 +30,11 @@ def test_uninject_turns_pod_yaml_into_the_bare_pod() -> None:
 
 
 def test_the_template_s_sidecar_is_pod_yaml_s_watcher() -> None:
+    """The same, less what the GPU wiring adds (pod.yaml's trainer requests GPUs)."""
     (shipped,) = documents(MANIFESTS / "pod.yaml")
-    assert pieces(Options()).sidecar == container(shipped["spec"], WATCHER)
+    watcher = container(shipped["spec"], WATCHER)
+    watcher["env"] = [e for e in watcher["env"] if e["name"] != "WATCHER_GPU"]
+    assert pieces(Options()).sidecar == watcher
 
 
 @pytest.mark.parametrize(("where", "spec"), pod_specs(), ids=[w for w, _ in pod_specs()])

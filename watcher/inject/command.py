@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-GPU_CHOICES = ("none", "device-plugin")
+GPU_CHOICES = ("auto", "relay", "dcgm", "none")
 """Kept equal to watcher.inject.gpu.WIRINGS by a test (importing it here would cost)."""
 
 
@@ -42,11 +42,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="the ConfigMap holding watcher.yaml (manifests/configmap-rules.yaml); "
         "'none' for no config file",
     )
-    parser.add_argument("--gpu", choices=GPU_CHOICES, default="none", help="the GPU wiring")
+    parser.add_argument("--gpu", choices=GPU_CHOICES, default="auto", help="the GPU wiring")
     parser.add_argument(
         "--dcgm-exporter-url",
         metavar="URL",
-        help="dcgm-exporter for --gpu device-plugin (default http://$(NODE_IP):9400/metrics)",
+        help="dcgm-exporter for --gpu dcgm (default http://$(NODE_IP):9400/metrics)",
     )
     parser.add_argument(
         "--api",

@@ -43,15 +43,36 @@ class NoGpu:
         return None
 
 
-class DevicePlugin:
-    """GPUs from a device plugin belong to the container that requests them; the watcher
-    sees none of them, so it reads dcgm-exporter on the node, kept to this Pod's GPUs by
-    the exporter's pod label."""
+class Relay:
+    """GPUs from the device plugin belong to the container that requests them, the
+    trainer: the launcher, which runs there, relays their readings to the watcher. What
+    manifests/pod.yaml ships."""
 
     help = (
-        "the trainer requests nvidia.com/gpu from the device plugin: the watcher reads "
-        "dcgm-exporter on the node (--dcgm-exporter-url)"
+        "the trainer requests nvidia.com/gpu from the device plugin: the launcher relays "
+        "their readings to the watcher (WATCHER_GPU=relay)"
     )
+
+    def apply(self, spec: Obj, sidecar: Obj, context: GpuContext) -> list[str]:
+        env = sidecar.setdefault("env", [])
+        after = next(
+            (i + 1 for i, e in enumerate(env) if e.get("name") == "WATCHER_LAUNCHER_DIR"),
+            len(env),
+        )
+        env.insert(after, {"name": "WATCHER_GPU", "value": "relay"})
+        if not any(_requests_gpu(c) for c in spec.get("containers") or ()):
+            return ["no container requests nvidia.com/gpu: is --gpu relay right?"]
+        return []
+
+    def remove(self, spec: Obj) -> None:
+        return None
+
+
+class Dcgm:
+    """The trainer's GPUs read from dcgm-exporter on the node, kept to this Pod's GPUs by
+    their UUIDs (from the relay) or the exporter's pod label."""
+
+    help = "the watcher reads dcgm-exporter on the node (WATCHER_GPU=dcgm, --dcgm-exporter-url)"
 
     def apply(self, spec: Obj, sidecar: Obj, context: GpuContext) -> list[str]:
         url = context.dcgm_exporter_url or DEFAULT_DCGM_EXPORTER_URL
@@ -64,7 +85,21 @@ class DevicePlugin:
             {"name": "WATCHER_DCGM_EXPORTER_URL", "value": url},
         ]
         if not any(_requests_gpu(c) for c in spec.get("containers") or ()):
-            return ["no container requests nvidia.com/gpu: is --gpu device-plugin right?"]
+            return ["no container requests nvidia.com/gpu: is --gpu dcgm right?"]
+        return []
+
+    def remove(self, spec: Obj) -> None:
+        return None
+
+
+class Auto:
+    """The relay when a container requests nvidia.com/gpu, nothing otherwise."""
+
+    help = "relay when a container requests nvidia.com/gpu, else none (the default)"
+
+    def apply(self, spec: Obj, sidecar: Obj, context: GpuContext) -> list[str]:
+        if any(_requests_gpu(c) for c in spec.get("containers") or ()):
+            return Relay().apply(spec, sidecar, context)
         return []
 
     def remove(self, spec: Obj) -> None:
@@ -77,4 +112,9 @@ def _requests_gpu(container: Obj) -> bool:
     return any(name in wanted for name in GPU_RESOURCES)
 
 
-WIRINGS: dict[str, GpuWiring] = {"none": NoGpu(), "device-plugin": DevicePlugin()}
+WIRINGS: dict[str, GpuWiring] = {
+    "auto": Auto(),
+    "relay": Relay(),
+    "dcgm": Dcgm(),
+    "none": NoGpu(),
+}

@@ -34,7 +34,7 @@ class Options:
     """The ConfigMap with `watcher.yaml`; None: no config file."""
     api: ApiAccess = "service-account"
     service_account: str = WATCHER
-    gpu: str = "none"
+    gpu: str = "auto"
     dcgm_exporter_url: str | None = None
     containers: tuple[str, ...] = ()
     """The trainer's container name(s), first found wins; () picks by kind and shape."""
