@@ -128,12 +128,13 @@ async def test_exit_88_restarts_all_and_reruns_init_containers_in_order(
         "containers": [main("--record", str(tmp_path / "trainer-runs"))],
     }
     model = kubelet(spec)
-    await until(lambda: model.statuses["trainer"].state == "running", 10)
+    trainer_runs = tmp_path / "trainer-runs"
+    await until(trainer_runs.exists, 10)  # it started, and recorded it, before the cue
     order = [name for _, what, name in model.timeline if what == "start"]
     assert order == ["setup", "watcher", "trainer"]
     cue.touch()
     await model.wait_cycles(1, within=10)
-    await until(lambda: len((tmp_path / "trainer-runs").read_text().split()) == 2, 10)
+    await until(lambda: len(trainer_runs.read_text().split()) == 2, 10)
     assert len(runs.read_text().split()) == 2  # the init container ran again
     assert model.statuses["setup"].restart_count == 1
 
