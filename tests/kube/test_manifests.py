@@ -194,7 +194,7 @@ def test_env_and_volumes_fit_together(where: str, spec: Obj) -> None:
     state = variables["WATCHER_STATE_DIR"]["value"]
     mount, volume = _volume_at(spec, watcher, state + "/ledger.jsonl")
     assert "emptyDir" in volume and not mount.get("readOnly", False)
-    assert volume["emptyDir"]["sizeLimit"] == "16Mi"
+    assert volume["emptyDir"]["sizeLimit"] == "32Mi"  # docs/fail-closed.md: 8 MiB ledger and more
     assert volume["name"] not in {m["name"] for m in trainer["volumeMounts"]}, "budget tamper"
     launcher = variables["WATCHER_LAUNCHER_DIR"]["value"]
     assert "WATCHER_LOG_PATHS" not in variables  # the launcher brings the workload's output
