@@ -102,8 +102,7 @@ class Replayer:
             tail.close()
 
     def _block(self, path: str, block: Block, lines: "_LineCounter") -> Iterator[ReplayHit]:
-        scan = self._matcher.scan(block.data, block.end, report_before=block.report_before)
-        for hit in scan:
+        for hit in self._matcher.scan_block(block, stream=path):
             yield self._hit(path, block, hit, lines.number(block, hit.line_start))
         lines.finish(block)
 

@@ -6,14 +6,17 @@ the hit, ask an RE2 Set which rules match that line, and apply their excludes. L
 that match nothing are never split, decoded or touched by Python code.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 
 from watcher.rules.regex import compile_pattern, compile_set
 from watcher.rules.rule import Rule
+
+if TYPE_CHECKING:
+    from watcher.logs.lines import Block
 
 _UNANCHORED = re2._Anchor.UNANCHORED  # the wrapper's own constant for an unanchored search
 
@@ -53,9 +56,13 @@ class RuleMatcher:
     """All rules compiled once; `scan` finds every (rule, line) match in a block."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
+        from watcher.rules.detectors import DetectorSet
+
         self.rules = tuple(rules)
-        self._compiled = [_CompiledRule(rule) for rule in self.rules]
-        patterns = [rule.effective_pattern for rule in self.rules]
+        self.detectors = DetectorSet(self.rules)
+        plain = [rule for rule in self.rules if rule.detector is None]
+        self._compiled = [_CompiledRule(rule) for rule in plain]
+        patterns = [rule.effective_pattern for rule in plain]
         self._combined: Any = None
         self._set: Any = None
         if patterns:
@@ -86,6 +93,16 @@ class RuleMatcher:
             line_end = end if line_end < 0 else line_end
             yield from self._verify(data[line_start:line_end], line_start, limit - line_start)
             pos = line_end + 1
+
+    def scan_block(self, block: "Block", stream: Hashable | None = None) -> Iterator[LineHit]:
+        """`scan` one block of a stream, with the detectors, which remember what they saw
+        of ``stream`` (a file) in earlier blocks; ``None``: the block is all there is."""
+        hits = self.scan(block.data, block.end, report_before=block.report_before)
+        if not self.detectors:
+            return hits
+        return self.detectors.merged(
+            hits, block.data, block.end, continued=block.seen > 0, stream=stream
+        )
 
     def _verify(self, line: bytes, line_start: int, before: int) -> Iterator[LineHit]:
         for index in sorted(self._set.Match(line) or ()):  # rule order decides
