@@ -170,6 +170,10 @@ def test_rules_lists_the_effective_rules(tmp_path: Path) -> None:
     by_reason = {r["reason"]: r for r in records}
     assert by_reason["NcclInvalidUsage"]["action"] == "restart"
     assert by_reason["NcclIbAsyncPortError"]["action"] == "warn"
+    real = by_reason["NcclWatchdogTimeout"]["real_logs"]  # from watcher/rules/corpus_stats.json
+    assert real["fatal_matched"] >= 1 and real["fatal_excerpts"] >= 300
+    assert (real["benign_matched"], real["benign_checked"] >= 150) == (0, True)
+    assert "    real logs: matched " in text.stdout
 
 
 def test_cuda_hint_lines_travel_with_the_error(tmp_path: Path) -> None:

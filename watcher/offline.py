@@ -19,6 +19,7 @@ import sys
 from watcher import exitcodes
 from watcher.config.load import Config, ConfigError, load_config
 from watcher.replay import Replayer, action_for, write_hits
+from watcher.rules.corpus_stats import real_logs
 
 FOUND_FATAL = 1
 """`replay` found at least one fatal match (grep's convention for 'found')."""
@@ -43,19 +44,30 @@ def offline_command(args: argparse.Namespace) -> int:
 
 
 def _rules(config: Config, fmt: str) -> int:
+    """The effective rules, each with what it leads to and, for a built-in one, how it
+    fared on the corpus of real logs (watcher/rules/corpus_stats.py)."""
     actions = config.settings.actions
     if fmt == "json":
-        records = [
-            {**rule.summary(), "action": action_for(rule, actions).value} for rule in config.rules
-        ]
+        records = []
+        for rule in config.rules:
+            stats = real_logs(rule)
+            records.append(
+                {
+                    **rule.summary(),
+                    "action": action_for(rule, actions).value,
+                    "real_logs": None if stats is None else stats.record(),
+                }
+            )
         print(json.dumps(records, indent=2))
         return exitcodes.CLEAN
     for rule in config.rules:
         origin = rule.pack or "yours"
         threshold = f", {rule.count} within {rule.window:g}s" if rule.count > 1 else ""
+        stats = real_logs(rule)
         print(
             f"{rule.reason} ({origin}): {rule.severity.value}, {rule.fault_class.value} -> "
             f"{action_for(rule, actions).value}{threshold}\n    {rule.description}"
+            + ("" if stats is None else f"\n    {stats.text()}")
         )
     return exitcodes.CLEAN
 
