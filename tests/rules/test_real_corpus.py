@@ -57,7 +57,7 @@ def test_no_benign_excerpt_raises_a_fatal_finding(verdicts: list[Verdict]) -> No
     assert alarms == []
 
 
-@pytest.mark.parametrize(("part", "floor"), [("both", 0.975), ("tune", 0.98), ("check", 0.93)])
+@pytest.mark.parametrize(("part", "floor"), [("both", 0.98), ("tune", 0.98), ("check", 0.95)])
 def test_recall_on_unambiguous_fatal_excerpts(
     verdicts: list[Verdict], part: str, floor: float
 ) -> None:
