@@ -60,9 +60,8 @@ class RuleMatcher:
 
         self.rules = tuple(rules)
         self.detectors = DetectorSet(self.rules)
-        plain = [rule for rule in self.rules if rule.detector is None]
-        self._compiled = [_CompiledRule(rule) for rule in plain]
-        patterns = [rule.effective_pattern for rule in plain]
+        self._compiled = [_CompiledRule(rule) for rule in self.rules]
+        patterns = [rule.effective_pattern for rule in self.rules]
         self._combined: Any = None
         self._set: Any = None
         if patterns:
@@ -73,11 +72,17 @@ class RuleMatcher:
     def scan(
         self, data: bytes, end: int | None = None, *, report_before: int | None = None
     ) -> Iterator[LineHit]:
-        """Yield matches in ``data[:end]``, which must start at a line start.
+        """Yield the plain rules' matches in ``data[:end]``, which must start at a line
+        start (`scan_block` adds the detectors').
 
         With ``report_before``, only matches starting before that offset are reported
         (the rest of a line cut at the length cap is scanned again with the next piece).
         """
+        hits = self._scan(data, end, report_before)
+        return (hit for hit in hits if hit.rule.detector is None) if self.detectors else hits
+
+    def _scan(self, data: bytes, end: int | None, report_before: int | None) -> Iterator[LineHit]:
+        """Every rule's matches, a detector rule's included (its triggers)."""
         if self._combined is None:
             return
         end = len(data) if end is None else end
@@ -97,7 +102,7 @@ class RuleMatcher:
     def scan_block(self, block: "Block", stream: Hashable | None = None) -> Iterator[LineHit]:
         """`scan` one block of a stream, with the detectors, which remember what they saw
         of ``stream`` (a file) in earlier blocks; ``None``: the block is all there is."""
-        hits = self.scan(block.data, block.end, report_before=block.report_before)
+        hits = self._scan(block.data, block.end, block.report_before)
         if not self.detectors:
             return hits
         return self.detectors.merged(

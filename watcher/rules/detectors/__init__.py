@@ -6,10 +6,11 @@ the detector reads the lines from there, keeps what it learnt per stream (a file
 traceback split across two reads is still one traceback, and reports a `LineHit` on the
 line that decides (the exception line, the Xid line).
 
-Cost: each detector finds its starting points with one RE2 search over the block, like
-the rule matcher; only the lines after a start, up to a bounded number, are looked at in
-Python, and only their first `LINE_LIMIT` bytes. State per stream is a few small records,
-and at most `MAX_STREAMS` streams are remembered.
+Cost: a detector's pattern is part of the rule matcher's one RE2 pass over the block (the
+matcher hands each detector the lines its pattern matched, `Triggers`); only the lines
+after a trigger, up to a bounded number, are looked at in Python, and only their first
+`LINE_LIMIT` bytes. State per stream is a few small records, and at most `MAX_STREAMS`
+streams are remembered.
 """
 
 from bisect import bisect_left
@@ -18,10 +19,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from heapq import merge
 from typing import Any, Protocol
 
-import re2
-
 from watcher.rules.matcher import LineHit
-from watcher.rules.regex import compile_pattern
 from watcher.rules.rule import Rule
 from watcher.types import Severity
 
@@ -30,7 +28,6 @@ LINE_LIMIT = 4096
 MAX_STREAMS = 256
 YIELD_LINES = 50
 """How far after a detector's hit a specific fatal rule still takes its place."""
-_UNANCHORED = re2._Anchor.UNANCHORED
 
 
 class Detector(Protocol):
@@ -39,28 +36,33 @@ class Detector(Protocol):
     rule: Rule
 
     def new_state(self) -> Any:
-        """What it remembers about one stream between reads."""
+        """What it remembers about one stream between reads; true while it waits on the
+        lines of the next read (a traceback open), so a read with no trigger in it can be
+        passed over when every state is false."""
 
-    def scan(self, data: bytes, end: int, first: int, state: Any) -> Iterator[LineHit]:
-        """Hits in ``data[first:end]`` (whole lines), in line order, updating ``state``."""
+    def scan(
+        self, data: bytes, end: int, first: int, state: Any, triggers: "Triggers"
+    ) -> Iterator[LineHit]:
+        """Hits in ``data[first:end]`` (whole lines), in line order, updating ``state``;
+        ``triggers`` are the lines where the rule's pattern matched."""
 
 
-class Finder:
-    """Where a detector's rule pattern next matches in a block, found by RE2."""
+class Triggers:
+    """The lines of a block where a detector's rule pattern (and excludes) matched, found
+    by the rule matcher in its one pass over the block, in line order."""
 
-    def __init__(self, rule: Rule) -> None:
-        self._regexp = compile_pattern("(?m)" + rule.effective_pattern, capture=False)._regexp
+    def __init__(self, hits: Sequence[LineHit]) -> None:
+        self.hits = hits
+        self._starts = [hit.line_start for hit in hits]
 
-    def first(self, data: bytes, pos: int, end: int) -> int:
-        """Offset of the next match in ``data[pos:end]``, or -1."""
-        return int(self._regexp.Match(_UNANCHORED, data, pos, end)[0][0])
+    def line_start(self, pos: int) -> int:
+        """Start of the first trigger line at or after ``pos``, or -1."""
+        at = bisect_left(self._starts, pos)
+        return self._starts[at] if at < len(self._starts) else -1
 
-    def line_start(self, data: bytes, pos: int, end: int) -> int:
-        """Start of the next line at or after ``pos`` holding a match, or -1."""
-        hit = self.first(data, pos, end)
-        if hit < 0:
-            return -1
-        return data.rfind(b"\n", pos, hit) + 1 or pos
+    def __contains__(self, line_start: int) -> bool:
+        at = bisect_left(self._starts, line_start)
+        return at < len(self._starts) and self._starts[at] == line_start
 
 
 def lines(data: bytes, pos: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -99,6 +101,7 @@ class DetectorSet:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._detectors = [build(rule) for rule in rules if rule.detector is not None]
+        self._index = {id(d.rule): i for i, d in enumerate(self._detectors)}
         self._streams: OrderedDict[Hashable, list[Any]] = OrderedDict()
 
     def __bool__(self) -> bool:
@@ -120,35 +123,41 @@ class DetectorSet:
 
     def merged(
         self,
-        rule_hits: Iterable[LineHit],
+        hits: Iterable[LineHit],
         data: bytes,
         end: int,
         *,
         continued: bool,
         stream: Hashable | None,
     ) -> Iterator[LineHit]:
-        """The rule matcher's hits and the detectors', in line order. A detector's hit is
-        generic: it is dropped when, on the same line or one of the `YIELD_LINES` lines
+        """The plain rules' hits and the detectors', in line order, from the matcher's
+        ``hits`` of every rule (a detector rule's hits are its triggers). A detector's hit
+        is generic: it is dropped when, on the same line or one of the `YIELD_LINES` lines
         after it in this block, a plain fatal rule names the failure better, or a
         ``recovery`` rule says it was handled (a launcher restarting its workers)."""
         first = 0
         if continued:  # the block starts inside a line cut at the length cap
             newline = data.find(b"\n", 0, end)
             first = end if newline < 0 else newline + 1
-        plain = list(rule_hits)
+        plain: list[LineHit] = []
+        triggers: list[list[LineHit]] = [[] for _ in self._detectors]
+        for hit in hits:
+            index = self._index.get(id(hit.rule))
+            (plain if index is None else triggers[index]).append(hit)
+        states = self._states(stream)
+        if not any(triggers) and not any(states):  # a state is true while it waits on lines
+            yield from plain
+            return
         fatal = [h.line_start for h in plain if h.rule.severity is Severity.FATAL]
         recovered = [h.line_start for h in plain if h.rule.recovery]
         found = [
             [
                 h
-                for h in detector.scan(data, end, first, state)
+                for h in detector.scan(data, end, first, state, Triggers(mine))
                 if not _follows(h, fatal, data) and not _follows(h, recovered, data)
             ]
-            for detector, state in zip(self._detectors, self._states(stream), strict=True)
+            for detector, state, mine in zip(self._detectors, states, triggers, strict=True)
         ]
-        if not any(found):
-            yield from plain
-            return
         yield from merge(plain, *found, key=lambda hit: hit.line_start)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from watcher.rules.detectors import Finder, full_line, lines
+from watcher.rules.detectors import Triggers, full_line, lines
 from watcher.rules.matcher import LineHit
 from watcher.rules.regex import compile_pattern
 from watcher.rules.rule import Rule
@@ -89,22 +89,26 @@ class _State:
     ignored: bool = False
     """The line before was Python's "Exception ignored in ..."."""
 
+    def __bool__(self) -> bool:
+        return bool(self.traces or self.quiet or self.ignored)
+
 
 class TracebackDetector:
     """Reports the exception line of a traceback that started at the top level."""
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
-        self._start = Finder(rule)
 
     def new_state(self) -> _State:
         return _State()
 
-    def scan(self, data: bytes, end: int, first: int, state: _State) -> Iterator[LineHit]:
+    def scan(
+        self, data: bytes, end: int, first: int, state: _State, triggers: Triggers
+    ) -> Iterator[LineHit]:
         pos = first
         while pos < end:
             if not state.traces and not state.quiet:
-                pos = self._start.line_start(data, pos, end)
+                pos = triggers.line_start(pos)
                 if pos < 0:
                     break
                 state.ignored = pos > first and _IGNORED in _line_before(data, pos)

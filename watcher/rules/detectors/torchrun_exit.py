@@ -12,7 +12,7 @@ fatal when that traceback starts, and not when the agent restarts the group.
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from watcher.rules.detectors import Finder, full_line, lines
+from watcher.rules.detectors import Triggers, full_line, lines
 from watcher.rules.matcher import LineHit
 from watcher.rules.regex import compile_pattern
 from watcher.rules.rule import Rule
@@ -32,22 +32,26 @@ class _State:
     """The failure report waiting for the agent's next move; empty when none waits."""
     left: int = 0
 
+    def __bool__(self) -> bool:
+        return bool(self.report)
+
 
 class TorchrunExitDetector:
     """Reports torchrun's failure report when the agent then raises out of main."""
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
-        self._report = Finder(rule)
 
     def new_state(self) -> _State:
         return _State()
 
-    def scan(self, data: bytes, end: int, first: int, state: _State) -> Iterator[LineHit]:
+    def scan(
+        self, data: bytes, end: int, first: int, state: _State, triggers: Triggers
+    ) -> Iterator[LineHit]:
         pos = first
         while pos < end:
             if not state.report:
-                pos = self._report.line_start(data, pos, end)
+                pos = triggers.line_start(pos)
                 if pos < 0:
                     return
                 state.report, state.left = full_line(data, pos, end), LOOKAHEAD
@@ -55,7 +59,7 @@ class TorchrunExitDetector:
                 continue
             for start, line in lines(data, pos, end):
                 pos = data.find(b"\n", start, end) + 1 or end
-                if self._report.first(line, 0, len(line)) >= 0:
+                if start in triggers:
                     state.report, state.left = full_line(data, start, end), LOOKAHEAD
                 elif _LAUNCHER_FRAME.search(line) is not None:
                     yield LineHit(self.rule, start, state.report, 0)

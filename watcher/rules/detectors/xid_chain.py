@@ -10,7 +10,7 @@ fatal hardware finding, an application Xid a warning.
 from collections.abc import Iterator
 
 from watcher.gpu.xids import xid_class
-from watcher.rules.detectors import Finder, full_line
+from watcher.rules.detectors import LINE_LIMIT, Triggers
 from watcher.rules.matcher import LineHit
 from watcher.rules.regex import compile_pattern
 from watcher.rules.rule import Rule
@@ -24,25 +24,20 @@ class XidChainDetector:
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
-        self._finder = Finder(rule)
         self._judged: dict[int, Rule] = {}
 
     def new_state(self) -> None:
         return None
 
-    def scan(self, data: bytes, end: int, first: int, state: None) -> Iterator[LineHit]:
-        pos = first
-        while pos < end:
-            start = self._finder.line_start(data, pos, end)
-            if start < 0:
-                return
-            line = full_line(data, start, end)
-            cause = _CAUSE.search(line)
-            if cause is not None:
+    def scan(
+        self, data: bytes, end: int, first: int, state: None, triggers: Triggers
+    ) -> Iterator[LineHit]:
+        for hit in triggers.hits:
+            cause = _CAUSE.search(hit.line[:LINE_LIMIT])
+            if hit.line_start >= first and cause is not None:
                 judged = self._judge(int(cause.group(1)))
                 if judged is not None:
-                    yield LineHit(judged, start, line, cause.start())
-            pos = start + len(line) + 1
+                    yield LineHit(judged, hit.line_start, hit.line, cause.start())
 
     def _judge(self, xid: int) -> Rule | None:
         """The rule as reported for a chain caused by ``xid``; None when it is no fault."""
