@@ -1,6 +1,7 @@
 """`pod-watcher replay` and `rules`: same chunks and matcher as the live path, grep-like exits."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -105,10 +106,47 @@ def test_replay_exits_like_grep_and_prints_json(tmp_path: Path) -> None:
 def test_replay_bad_input_exits_2(tmp_path: Path) -> None:
     missing = run_cli("replay", str(tmp_path / "nope.log"))
     assert missing.returncode == 2
-    assert "cannot read" in missing.stderr
+    assert (
+        missing.stderr
+        == f"pod-watcher: cannot read {tmp_path}/nope.log: No such file or directory\n"
+    )
     bad = run_cli("replay", str(tmp_path), env={"WATCHER_RULE_PACKS": "nope"})
     assert bad.returncode == 2
     assert "WATCHER_RULE_PACKS" in bad.stderr
+
+
+def test_replay_names_the_reason_for_each_file_it_cannot_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.log"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.log"
+    good.write_text("step 1\n")
+    result = run_cli("replay", str(good), str(tmp_path / "gone.log"), str(tmp_path), str(fifo))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"pod-watcher: cannot read {tmp_path}/gone.log: No such file or directory",
+        f"pod-watcher: cannot read {tmp_path}: it is a directory",
+        f"pod-watcher: cannot read {fifo}: not a regular file",
+    ]
+
+
+def test_replay_of_clean_files_says_so_in_one_line(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.log", tmp_path / "two.log"
+    one.write_text("step 1 loss 0.3\nstep 2 loss 0.2\n")
+    two.write_text("NCCL INFO all good\nno newline at the end")
+    rules = len(json.loads(run_cli("rules", "--format", "json").stdout))
+    for args in ((), ("--format", "json")):
+        result = run_cli("replay", *args, str(one), str(two))
+        assert result.returncode == 0
+        assert result.stdout == ""  # the output stays the findings alone
+        assert result.stderr == f"pod-watcher: nothing found in 2 files (4 lines, {rules} rules)\n"
+    warned = tmp_path / "warned.log"
+    warned.write_text("meh\n")
+    config = tmp_path / "watcher.yaml"
+    config.write_text("rules:\n  - reason: Meh\n    pattern: meh\n    severity: warning\n")
+    result = run_cli("replay", str(warned), env={"WATCHER_CONFIG": str(config)})
+    assert (result.returncode, result.stderr) == (0, "")  # a warning was found: no summary
+    assert result.stdout.startswith(f"{warned}:1: Meh [warning")
 
 
 def test_replay_uses_the_users_rules_and_excludes(tmp_path: Path) -> None:
@@ -132,6 +170,10 @@ def test_rules_lists_the_effective_rules(tmp_path: Path) -> None:
     by_reason = {r["reason"]: r for r in records}
     assert by_reason["NcclInvalidUsage"]["action"] == "restart"
     assert by_reason["NcclIbAsyncPortError"]["action"] == "warn"
+    real = by_reason["NcclWatchdogTimeout"]["real_logs"]  # from watcher/rules/corpus_stats.json
+    assert real["fatal_matched"] >= 1 and real["fatal_excerpts"] >= 300
+    assert (real["benign_matched"], real["benign_checked"] >= 150) == (0, True)
+    assert "    real logs: matched " in text.stdout
 
 
 def test_cuda_hint_lines_travel_with_the_error(tmp_path: Path) -> None:

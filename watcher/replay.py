@@ -78,6 +78,8 @@ class Replayer:
     ) -> None:
         self._matcher = RuleMatcher(rules)
         self._actions = actions
+        self.lines_read = 0
+        """Lines of every file replayed so far (a last line without newline counts)."""
         self._max_line = max_line
         self._chunk = chunk
 
@@ -98,12 +100,12 @@ class Replayer:
             last = tail.lines.flush()  # a final line without its newline counts too
             if last is not None:
                 yield from self._block(path, last, lines)
+            self.lines_read += lines.newlines + (last is not None)
         finally:
             tail.close()
 
     def _block(self, path: str, block: Block, lines: "_LineCounter") -> Iterator[ReplayHit]:
-        scan = self._matcher.scan(block.data, block.end, report_before=block.report_before)
-        for hit in scan:
+        for hit in self._matcher.scan_block(block, stream=path):
             yield self._hit(path, block, hit, lines.number(block, hit.line_start))
         lines.finish(block)
 
@@ -137,6 +139,11 @@ class _LineCounter:
     def finish(self, block: Block) -> None:
         self._before_block += block.data.count(b"\n", block.seen, block.end)
         self._block = None
+
+    @property
+    def newlines(self) -> int:
+        """Newlines of the blocks finished so far."""
+        return self._before_block
 
 
 class Hit(Protocol):

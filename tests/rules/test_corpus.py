@@ -3,13 +3,15 @@
 Layout: ``tests/corpus/<pack>/fatal/<Reason>--<what>.log`` must raise a fatal finding,
 and the first fatal finding in the file (by line) must have ``<Reason>``.
 ``tests/corpus/<pack>/benign/<what>.log`` must raise no fatal finding at all. Every
-excerpt is scanned with all built-in packs on, as the watcher runs by default.
+excerpt is scanned with all built-in packs on, as the watcher runs by default, detectors
+included.
 """
 
 from pathlib import Path
 
 import pytest
 
+from watcher.logs.lines import Block
 from watcher.rules.matcher import RuleMatcher
 from watcher.rules.packs import available_packs, effective_rules
 from watcher.types import Severity
@@ -23,7 +25,7 @@ BENIGN = sorted(CORPUS.glob("*/benign/*.log"))
 def first_fatal(path: Path) -> str | None:
     data = path.read_bytes()
     data = data if data.endswith(b"\n") else data + b"\n"
-    for hit in MATCHER.scan(data):
+    for hit in MATCHER.scan_block(Block(data, len(data), 0)):
         if hit.rule.severity is Severity.FATAL:
             return hit.rule.reason
     return None

@@ -64,7 +64,7 @@ def test_extra_excludes_extend_a_builtin_rule_by_reason() -> None:
 
 
 def test_extra_excludes_must_name_an_active_rule_and_compile() -> None:
-    with pytest.raises(RuleSetError, match="cannot add excludes to nosuch") as caught:
+    with pytest.raises(RuleSetError, match="cannot add excludes to NoSuch: ") as caught:
         effective_rules(["nccl"], [], [], {"NoSuch": ["x"]})
     assert caught.value.key == "extra_excludes"
     with pytest.raises(RuleSetError, match="look-ahead"):

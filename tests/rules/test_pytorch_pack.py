@@ -95,8 +95,6 @@ BENIGN = [
     "variable for each process to be 1 in default, to avoid your system being overloaded",
     "[W806 14:00:03.113012483 socket.cpp:697] [c10d] The client socket has failed to connect to "
     "[trainer-master-0.trainer]:29500 (errno: 22 - Invalid argument).",
-    "W0207 03:14:40.610000 42 torch/distributed/elastic/agent/server/api.py:723] [default] "
-    "Worker group FAILED. 3/3 attempts left; will restart worker group",
     "2025-02-02 00:00:01,003 INFO  Segmentation fault handler installed",
     "I0202 00:00:01.044012    12 logging.cc:88] Installed failure signal handler for SIGSEGV",
     '{"watchdog": {"stop_on_error": true, "fatal_signals": ["SIGSEGV", "SIGBUS"]}}',
@@ -146,3 +144,17 @@ def test_fault_classes() -> None:
     assert by_reason["TorchRendezvousTimeout"].fault_class is FaultClass.TRANSIENT
     for reason in ("Segfault", "DataLoaderWorkerKilled", "TorchChildFailed", "TerminateCalled"):
         assert by_reason[reason].fault_class is FaultClass.APPLICATION
+
+
+def test_a_worker_group_restart_is_context_that_withdraws_a_guess() -> None:
+    """The agent restarting the group is an info finding that marks a recovery."""
+    line = (
+        b"W0207 03:14:40.610000 42 torch/distributed/elastic/agent/server/api.py:723] [default] "
+        b"Worker group FAILED. 3/3 attempts left; will restart worker group\n"
+    )
+    (hit,) = MATCHER.scan(line)
+    assert (hit.rule.reason, hit.rule.severity, hit.rule.recovery) == (
+        "TorchWorkerGroupRestarted",
+        Severity.INFO,
+        True,
+    )

@@ -327,7 +327,7 @@ class LogMonitor:
         if self._activity is not None:
             self._activity.on_block(block)
         first: dict[str, tuple[LineHit, int]] = {}
-        for hit in self._matcher.scan(block.data, block.end, report_before=block.report_before):
+        for hit in self._matcher.scan_block(block, stream=tail.file_id):
             earlier = first.get(hit.rule.reason)
             first[hit.rule.reason] = (earlier[0], earlier[1] + 1) if earlier else (hit, 1)
         for hit, count in first.values():

@@ -9,15 +9,18 @@ runs over the whole block instead, and the lines around its hits are checked the
 way. Lines that match nothing are never split, decoded or touched by Python code.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 
 from watcher.rules.prefilter import Prefilter
 from watcher.rules.regex import compile_pattern, compile_set
 from watcher.rules.rule import Rule
+
+if TYPE_CHECKING:
+    from watcher.logs.lines import Block
 
 _UNANCHORED = re2._Anchor.UNANCHORED  # the wrapper's own constant for an unanchored search
 _WARM_UP = b"[2026-01-01 00:00:00,000][train][INFO] - step 1/100 | loss 2.0000 | lr 1.0e-04\n"
@@ -60,7 +63,10 @@ class RuleMatcher:
     def __init__(self, rules: Sequence[Rule], *, prefilter: bool | None = None) -> None:
         """``prefilter``: None decides by itself (see `Prefilter.useful`), False never
         uses one (the plain path), True always does (tests compare the two)."""
+        from watcher.rules.detectors import DetectorSet
+
         self.rules = tuple(rules)
+        self.detectors = DetectorSet(self.rules)
         self._compiled = [_CompiledRule(rule) for rule in self.rules]
         patterns = [rule.effective_pattern for rule in self.rules]
         self._combined: Any = None
@@ -89,11 +95,17 @@ class RuleMatcher:
     def scan(
         self, data: bytes, end: int | None = None, *, report_before: int | None = None
     ) -> Iterator[LineHit]:
-        """Yield matches in ``data[:end]``, which must start at a line start.
+        """Yield the plain rules' matches in ``data[:end]``, which must start at a line
+        start (`scan_block` adds the detectors').
 
         With ``report_before``, only matches starting before that offset are reported
         (the rest of a line cut at the length cap is scanned again with the next piece).
         """
+        hits = self._scan(data, end, report_before)
+        return (hit for hit in hits if hit.rule.detector is None) if self.detectors else hits
+
+    def _scan(self, data: bytes, end: int | None, report_before: int | None) -> Iterator[LineHit]:
+        """Every rule's matches, a detector rule's included (its triggers)."""
         if self._combined is None:
             return
         end = len(data) if end is None else end
@@ -125,6 +137,16 @@ class RuleMatcher:
             line_end = data.find(b"\n", line_start, end)
             line_end = end if line_end < 0 else line_end
             yield from self._verify(data[line_start:line_end], line_start, limit - line_start)
+
+    def scan_block(self, block: "Block", stream: Hashable | None = None) -> Iterator[LineHit]:
+        """`scan` one block of a stream, with the detectors, which remember what they saw
+        of ``stream`` (a file) in earlier blocks; ``None``: the block is all there is."""
+        hits = self._scan(block.data, block.end, block.report_before)
+        if not self.detectors:
+            return hits
+        return self.detectors.merged(
+            hits, block.data, block.end, continued=block.seen > 0, stream=stream
+        )
 
     def _verify(self, line: bytes, line_start: int, before: int) -> Iterator[LineHit]:
         for index in sorted(self._set.Match(line) or ()):  # rule order decides

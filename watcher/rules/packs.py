@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from watcher.rules.rule import Rule
+from watcher.rules.suggest import did_you_mean
 
 
 class RuleSetError(ValueError):
@@ -31,7 +32,10 @@ def available_packs() -> tuple[str, ...]:
 def load_pack(name: str) -> tuple[Rule, ...]:
     """The rules of one built-in pack, validated."""
     if name not in available_packs():
-        raise RuleSetError(f"unknown rule pack {name!r}; available: {', '.join(available_packs())}")
+        raise RuleSetError(
+            f"unknown rule pack {name!r}{did_you_mean(name, available_packs())}; "
+            f"available: {', '.join(available_packs())}"
+        )
     text = (resources.files("watcher.rules") / "packs" / f"{name}.yaml").read_text("utf-8")
     document: Any = yaml.safe_load(text)
     rules = []
@@ -54,8 +58,9 @@ def selected_packs(requested: Sequence[str]) -> tuple[str, ...]:
         return available_packs()
     unknown = [name for name in names if name not in available_packs()]
     if unknown:
+        named = ", ".join(name + did_you_mean(name, available_packs()) for name in unknown)
         raise RuleSetError(
-            f"unknown rule pack(s) {', '.join(unknown)}; available: {', '.join(available_packs())}"
+            f"unknown rule pack(s) {named}; available: {', '.join(available_packs())}"
         )
     return tuple(dict.fromkeys(names))
 
@@ -80,20 +85,31 @@ def effective_rules(
     unknown = sorted(set(disabled) - {rule.reason for rule in builtin})
     if unknown:
         raise RuleSetError(
-            f"cannot disable {', '.join(unknown)}: no such rule in the selected packs",
+            "cannot disable " + "; ".join(_not_selected(reason, builtin) for reason in unknown),
             "disable_rules",
         )
     kept = [r for r in builtin if r.reason not in disabled and r.reason not in seen]
     return _with_excludes([*kept, *user_rules], extra_excludes or {})
 
 
+def _not_selected(reason: str, selected: Sequence[Rule]) -> str:
+    """Why ``reason`` cannot be disabled: in a pack not selected, or not a rule at all."""
+    packs = [name for name in available_packs() if reason in {r.reason for r in load_pack(name)}]
+    if packs:
+        return f"{reason}: its pack {packs[0]} is not selected"
+    every = {r.reason for name in available_packs() for r in load_pack(name)}
+    every |= {r.reason for r in selected}
+    return f"{reason}: no such rule{did_you_mean(reason, every)}"
+
+
 def _with_excludes(rules: list[Rule], extra: Mapping[str, Sequence[str]]) -> tuple[Rule, ...]:
     wanted = {reason.lower(): tuple(patterns) for reason, patterns in extra.items()}
-    unknown = sorted(set(wanted) - {rule.reason.lower() for rule in rules})
+    active = {rule.reason.lower() for rule in rules}
+    unknown = sorted(reason for reason in extra if reason.lower() not in active)
     if unknown:
-        raise RuleSetError(
-            f"cannot add excludes to {', '.join(unknown)}: no such active rule", "extra_excludes"
-        )
+        reasons = [rule.reason for rule in rules]
+        named = ", ".join(reason + did_you_mean(reason, reasons) for reason in unknown)
+        raise RuleSetError(f"cannot add excludes to {named}: no such active rule", "extra_excludes")
     return tuple(_add_excludes(rule, wanted.get(rule.reason.lower(), ())) for rule in rules)
 
 

@@ -5,7 +5,7 @@ compile is a start-up error that names it, never a surprise at the first matchin
 """
 
 import re
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +15,8 @@ from watcher.types import Action, FaultClass, Severity
 CAMEL_CASE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+DetectorName = Literal["fallback", "python-traceback", "torchrun-exit", "xid-chain"]
+"""The built-in detectors (watcher/rules/detectors/): logic over several lines or a number."""
 
 
 class Rule(BaseModel):
@@ -41,6 +43,13 @@ class Rule(BaseModel):
     """Lines after the match kept as evidence when they arrived with it (e.g. CUDA's hints)."""
     description: str = ""
     """One line for humans: what it means and what to do."""
+    recovery: bool = False
+    """The line says a failure reported just before was handled (a launcher restarting
+    its workers): a detector's generic finding on the lines before it is withdrawn."""
+    detector: DetectorName | None = None
+    """A detector judges the lines instead of the pattern alone: ``pattern`` says where it
+    starts looking (a traceback's header), the detector decides over the lines that follow,
+    across reads (watcher/rules/detectors/)."""
     pack: str | None = None
     """The built-in pack this rule came from; ``None`` for the user's own rules."""
 
