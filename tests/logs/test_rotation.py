@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.logs.helpers import Writer, append, record, running
+from tests.logs.helpers import RULES, Writer, append, record, running
 from watcher.logs.monitor import Timing
+from watcher.rules.packs import load_pack
 
 QUICK_EXPIRY = Timing(poll_interval=1.0, fallback_poll_interval=0.1, rotate_wait=0.2)
 
@@ -216,4 +217,23 @@ async def test_unfinished_last_line_of_a_deleted_file_is_scanned_on_expiry(
             finding = await run.next()
             assert (finding.offset, finding.evidence) == (5, ("last words FATAL-16",))
             assert len(run.files) == 0
+            await run.quiet(0.3)
+
+
+async def test_copytruncate_forgets_an_open_traceback(tmp_path: Path) -> None:
+    """A top-level traceback cut off by copytruncate must not claim the new file's first
+    exception-shaped line: a retry message after the truncation is noise, not its end."""
+    log = tmp_path / "train.log"
+    rules = load_pack("python") + RULES
+    with Writer(log) as writer:
+        async with running([tmp_path / "*.log"], rules=rules) as run:
+            writer.write(
+                b"Traceback (most recent call last):\n"
+                b'  File "/app/train.py", line 12, in <module>\n'
+            )
+            await run.read_to_end(log)
+            os.truncate(log, 0)
+            await run.until(lambda: run.tail(log).truncations == 1, "the truncation noticed")
+            writer.write(b"Error: connection reset, retrying (1/5)\n")
+            await run.read_to_end(log)
             await run.quiet(0.3)

@@ -289,6 +289,7 @@ class LogMonitor:
         is given up and its path refused (tried again later, from where it stopped)."""
         if tail.fd < 0:
             return False
+        truncations = tail.truncations
         try:
             block, more = tail.read_once()
         except NotFollowable as exc:
@@ -298,6 +299,8 @@ class LogMonitor:
             detail = f"{exc.strerror or exc}"
             self._files.refuse_tail(tail, refusals.UNREADABLE, detail, self._clock.monotonic())
             return False
+        if tail.truncations != truncations:  # what the detectors saw of it is gone
+            self._matcher.detectors.forget(tail.file_id)
         if block is not None:
             self._scan(tail, block, emit)
         return more
@@ -319,6 +322,7 @@ class LogMonitor:
             if block is not None:
                 self._scan(tail, block, emit)
             self._files.forget(tail)
+            self._matcher.detectors.forget(tail.file_id)
 
     def _scan(self, tail: Tail, block: Block, emit: Emit) -> None:
         self.bytes_scanned += block.end - block.seen
