@@ -9,8 +9,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).with_name("lint-imports")
 EXITS = {("sys", "exit"), ("os", "_exit")}
-MAY_EXIT = {"watcher/cli.py", "watcher/launcher/main.py", "watcher/launcher/__main__.py"}
-"""The watcher's entry point, and the launcher, which is a program of its own."""
+MAY_EXIT = {
+    "watcher/cli.py",
+    "watcher/launcher/main.py",
+    "watcher/launcher/__main__.py",
+    "watcher/launcher/gpu_relay.py",
+}
+"""The watcher's entry point, and the launcher and its GPU relay, programs of their own."""
 
 
 def lint(cwd: Path, package_parent: Path) -> subprocess.CompletedProcess[str]:

@@ -53,7 +53,8 @@ def build_monitors(
         log_monitor = _log_monitor(config, open_policy, clock, activity)
         monitors.append(log_monitor)
     if activity is not None:
-        monitors.append(ProgressMonitor(progress, activity, clock))
+        catch_up = None if log_monitor is None else log_monitor.catch_up
+        monitors.append(ProgressMonitor(progress, activity, clock, catch_up))
     if settings.probes:
         monitors.append(ProbeMonitor(settings.probes, clock, session))
     gpu = None
@@ -113,5 +114,5 @@ def _log_monitor(
         open_policy=open_policy,
         timing=timing,
         clock=clock,
-        activity=activity,
+        readers=() if activity is None else (activity.on_block,),
     )

@@ -30,6 +30,7 @@ from watcher.logs.monitor import LogMonitor
 from watcher.monitors import build_monitors
 from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
+from watcher.policy.rules import rule_views
 from watcher.probes.checks import client_session
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
@@ -160,10 +161,10 @@ def build_watcher(
         launcher=shared,
     )
     policy = Policy(
-        _policy_config(settings, can_evict=api is not None, can_fail=shared is not None),
+        _policy_config(config, can_evict=api is not None, can_fail=shared is not None),
         ledger,
         clock,
-        gpu_owner=None if monitors.gpu is None else monitors.gpu.owns,
+        foreign_gpu=None if monitors.gpu is None else monitors.gpu.foreign_gpu,
     )
     watcher = Watcher(
         monitors=monitors.all,
@@ -225,7 +226,8 @@ def _kube_monitor(
     )
 
 
-def _policy_config(settings: WatcherSettings, *, can_evict: bool, can_fail: bool) -> PolicyConfig:
+def _policy_config(config: Config, *, can_evict: bool, can_fail: bool) -> PolicyConfig:
+    settings = config.settings
     budget = BudgetConfig(
         max_restarts=settings.max_restarts,
         window=settings.restart_window,
@@ -241,6 +243,7 @@ def _policy_config(settings: WatcherSettings, *, can_evict: bool, can_fail: bool
         budget_exhausted_action=settings.budget_exhausted_action,
         can_evict=can_evict,
         can_fail=can_fail,
+        rules=rule_views(LogMonitor.name, config.rules),
     )
 
 

@@ -13,6 +13,10 @@ WORKLOAD = "workload"
 """The source of the launcher's starts and the command's exits."""
 WORKLOAD_STARTED = "WorkloadStarted"
 """The reason of a launcher's start (every one after the first is an in-place restart)."""
+WORKLOAD_CANNOT_START = "WorkloadCannotStart"
+"""The command could not be run at all (exit 126 or 127)."""
+WORKLOAD_GAVE_UP = "WorkloadGaveUp"
+"""The command exited with a code the user listed as final."""
 ACTIONS = "actions"
 """The source of what carrying out a decision ran into, handed back to the policy."""
 EVICTION_REFUSED = "EvictionRefused"
@@ -100,15 +104,6 @@ class Finding:
     """The GPU it is about: UUID and PCI bus id."""
     occurrences: int = 1
     """How many times this reason was seen in the scan that produced this finding."""
-    min_count: int = 1
-    """The rule's count-in-window threshold: act only after this many occurrences..."""
-    window_s: float = 0.0
-    """...within this many seconds."""
-    action: Action | None = None
-    """A per-rule override of the fault class's default action."""
-    bus_id: str | None = None
-    """PCI bus id (`0000:3b:00`) of the GPU a kernel log line names: a node's kernel log
-    holds other Pods' GPUs too, and the policy leaves those alone."""
     facts: Mapping[str, Any] = field(default_factory=dict)
     """What the source knows beyond the text: a workload exit's code, signal and launcher
     start. JSON-able."""

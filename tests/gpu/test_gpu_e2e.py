@@ -150,7 +150,7 @@ def test_a_kernel_xid_counts_only_for_one_of_the_pods_gpus(
     assert decision["action"] == "none"
     assert "GPU at 0000:9b:00, not one of this Pod's" in decision["explanation"]
     (finding,) = status["recent_findings"]
-    assert (finding["bus_id"], finding["gpu"]) == ("0000:9b:00", "PCI 0000:9b:00")
+    assert "PCI:0000:9b:00" in finding["evidence"][0]  # a fact; whose GPU is the policy's call
     watcher.assert_stays_alive(0.5)
     assert watcher.status()["state"] == "watching"
     with paths.log.open("a", encoding="utf-8") as log:

@@ -171,6 +171,29 @@ async def test_other_pods_gpus_are_left_out() -> None:
     assert list(monitor.status()["gpus"]) == ["GPU-1111 0000:18:00"]
 
 
+def _kernel_line(bus_id: str, *context: str) -> Finding:
+    line = f"NVRM: Xid (PCI:{bus_id}): 79, pid=2024380, name=python, GPU has fallen off the bus."
+    return Finding(
+        "log", "XidGpuFallenOffBus", Severity.FATAL, FaultClass.HARDWARE, "", 0.0,
+        evidence=(line, *context),
+    )  # fmt: skip
+
+
+async def test_a_kernel_line_names_another_pods_gpu_only_once_the_polls_tell() -> None:
+    theirs = GpuReading(GpuId(uuid="GPU-2222", bus_id="0000:2a:00"))
+    backend = ScriptedBackend(default=Snapshot("fake", (*HEALTHY.readings, theirs)))
+    monitor = monitor_of(backend, keep=OurGpus(("GPU-1111",)))
+    assert monitor.foreign_gpu(_kernel_line("0000:2a:00")) is None  # no poll yet: cannot tell
+    async with running(monitor):
+        await until(lambda: monitor.stats.polls >= 1)
+    assert monitor.foreign_gpu(_kernel_line("0000:2a:00")) == "0000:2a:00"
+    assert monitor.foreign_gpu(_kernel_line("0000:18:00")) is None  # ours
+    # only the matched line (the first) says which GPU; context after it does not
+    later = _kernel_line("0000:18:00", "NVRM: GPU at PCI:0000:2a:00: GPU-2222")
+    assert monitor.foreign_gpu(later) is None
+    assert monitor.foreign_gpu(replace(later, evidence=())) is None
+
+
 async def test_each_xid_event_is_a_finding_and_brings_a_poll_forward() -> None:
     nvml = FakeNvml(h100s(3))
     gpus = nvml.gpus

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeClock
-from tests.policy.test_policy import CONFIG, budget, decide, restarted
+from tests.policy.test_policy import CONFIG, budget, decide, restarted, ruled
 from watcher.policy.budget import backoff_for
 from watcher.policy.policy import Policy
 from watcher.state.ledger import Ledger, LedgerEntry
@@ -41,7 +41,6 @@ def exited(
         message=meaning.message,
         at=clock.monotonic(),
         evidence=(meaning.message, "last line"),
-        action=meaning.action,
         facts={"start": start, "code": code, "signal": signal},
     )
 
@@ -61,9 +60,9 @@ def started(clock: FakeClock, start: int) -> Finding:
 def test_an_exit_after_a_fatal_line_restarts_and_names_its_cause(
     ledger: Ledger, clock: FakeClock
 ) -> None:
-    policy = Policy(LAUNCHED, ledger, clock)
+    policy = Policy(ruled(LAUNCHED, count=2, window=60.0), ledger, clock)
     policy.decide(started(clock, 1))
-    below = decide(policy, clock, min_count=2, window_s=60.0)  # seen once: no action yet
+    below = decide(policy, clock)  # seen once: no action yet
     assert below.action is Action.WARN
     clock.advance(0.01)
     decision = policy.decide(exited(clock, signal=9))
@@ -124,9 +123,10 @@ def test_a_held_pod_keeps_its_exited_workload(ledger: Ledger, clock: FakeClock) 
 
 
 def test_a_failing_pod_releases_the_workload_it_stopped(ledger: Ledger, clock: FakeClock) -> None:
-    policy = Policy(LAUNCHED, ledger, clock)
+    config = replace(LAUNCHED, actions={**LAUNCHED.actions, FaultClass.HANG: Action.FAIL})
+    policy = Policy(config, ledger, clock)
     hang = decide(
-        policy, clock, reason="LogSilence", fault_class=FaultClass.HANG, action=Action.FAIL
+        policy, clock, source="progress", reason="LogSilence", fault_class=FaultClass.HANG
     )
     assert hang.action is Action.FAIL and policy.state == "failing"
     assert decide(policy, clock).action is Action.NONE

@@ -10,6 +10,7 @@ from tests.conftest import FakeClock
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
+from watcher.policy.rules import RuleView
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
 
@@ -24,6 +25,13 @@ CONFIG = PolicyConfig(
 
 def budget(config: PolicyConfig = CONFIG, **fields: Any) -> PolicyConfig:
     return replace(config, budget=replace(config.budget, **fields))
+
+
+def ruled(
+    config: PolicyConfig = CONFIG, reason: str = "NcclWatchdogTimeout", **view: Any
+) -> PolicyConfig:
+    """``config`` with a rule of the log monitor's for ``reason`` (`RuleView` fields)."""
+    return replace(config, rules={("log", reason): RuleView(**view)})
 
 
 def finding(clock: FakeClock, **fields: object) -> Finding:
@@ -72,38 +80,36 @@ def test_non_fatal_findings_never_act(
 
 
 def test_count_in_window(ledger: Ledger, clock: FakeClock) -> None:
-    policy = Policy(CONFIG, ledger, clock)
-    rule = {"min_count": 3, "window_s": 60.0}
-    assert decide(policy, clock, offset=100, **rule).action is Action.WARN
+    policy = Policy(ruled(count=3, window=60.0), ledger, clock)
+    assert decide(policy, clock, offset=100).action is Action.WARN
     clock.advance(61)  # the first sighting leaves the window
-    assert decide(policy, clock, offset=200, **rule).action is Action.WARN
+    assert decide(policy, clock, offset=200).action is Action.WARN
     clock.advance(30)
-    second = decide(policy, clock, offset=300, **rule)
+    second = decide(policy, clock, offset=300)
     assert second.action is Action.WARN
     assert "seen 2 of 3" in second.explanation
     clock.advance(10)
-    assert decide(policy, clock, offset=400, **rule).action is Action.RESTART
-    assert decide(policy, clock, offset=500, **rule).action is Action.WARN  # starts over
+    assert decide(policy, clock, offset=400).action is Action.RESTART
+    assert decide(policy, clock, offset=500).action is Action.WARN  # starts over
+    fresh = Policy(ruled(count=3, window=60.0), ledger, clock)
+    assert decide(fresh, clock, source="probe").action is Action.RESTART  # not the rule's
 
 
 def test_a_line_read_twice_counts_once(ledger: Ledger, clock: FakeClock) -> None:
     """After a restart of the watcher alone, the lines since the last cursor save are read
     again: the same file and offset never counts twice toward a threshold."""
-    policy = Policy(CONFIG, ledger, clock)
-    rule = {"min_count": 2, "window_s": 60.0}
-    assert decide(policy, clock, offset=100, **rule).action is Action.WARN
-    again = decide(policy, clock, offset=100, **rule)
+    policy = Policy(ruled(count=2, window=60.0), ledger, clock)
+    assert decide(policy, clock, offset=100).action is Action.WARN
+    again = decide(policy, clock, offset=100)
     assert (again.action, again.details["seen"]) == (Action.WARN, 1)
-    assert decide(policy, clock, offset=100, file="/logs/other.log", **rule).action is (
-        Action.RESTART
-    )
+    assert decide(policy, clock, offset=100, file="/logs/other.log").action is Action.RESTART
 
 
 def test_occurrences_in_one_scan_count_towards_the_threshold(
     ledger: Ledger, clock: FakeClock
 ) -> None:
-    policy = Policy(CONFIG, ledger, clock)
-    assert decide(policy, clock, min_count=3, window_s=60.0, occurrences=3).action is Action.RESTART
+    policy = Policy(ruled(count=3, window=60.0), ledger, clock)
+    assert decide(policy, clock, occurrences=3).action is Action.RESTART
 
 
 def test_fourth_restart_within_budget_of_three_holds(ledger: Ledger, clock: FakeClock) -> None:
@@ -165,8 +171,10 @@ def test_exhausted_budget_can_escalate_to_evict(ledger: Ledger, clock: FakeClock
 def test_per_rule_and_per_class_overrides(ledger: Ledger, clock: FakeClock) -> None:
     config = replace(CONFIG, actions={**DEFAULT_ACTIONS, FaultClass.TRANSIENT: Action.WARN})
     assert decide(Policy(config, ledger, clock), clock).action is Action.WARN
-    policy = Policy(CONFIG, ledger, clock)
-    assert decide(policy, clock, action=Action.HOLD).action is Action.HOLD
+    policy = Policy(ruled(action=Action.HOLD), ledger, clock)
+    assert decide(policy, clock).action is Action.HOLD
+    fresh = Policy(ruled(action=Action.HOLD), ledger, clock)
+    assert decide(fresh, clock, reason="Other").action is Action.RESTART  # its own rule only
 
 
 def test_dry_run_decides_but_never_holds_for_good(ledger: Ledger, clock: FakeClock) -> None:
@@ -189,21 +197,12 @@ def test_a_kernel_line_about_another_pods_gpu_is_left_alone(
 ) -> None:
     asked: list[str] = []
 
-    def owns(bus_id: str) -> bool | None:
-        asked.append(bus_id)
-        return owner
+    def foreign(seen: Finding) -> str | None:  # what the GPU monitor answers
+        asked.append(seen.reason)
+        return "0000:9b:00" if owner is False else None
 
-    policy = Policy(replace(CONFIG, can_evict=True), ledger, clock, gpu_owner=owns)
-    xid = decide(
-        policy,
-        clock,
-        reason="XidGpuFallenOffBus",
-        fault_class=FaultClass.HARDWARE,
-        bus_id="0000:9b:00",
-    )
-    assert (xid.action, asked) == (expected, ["0000:9b:00"])
+    policy = Policy(replace(CONFIG, can_evict=True), ledger, clock, foreign_gpu=foreign)
+    xid = decide(policy, clock, reason="XidGpuFallenOffBus", fault_class=FaultClass.HARDWARE)
+    assert (xid.action, asked) == (expected, ["XidGpuFallenOffBus"])
     if expected is Action.NONE:
         assert "0000:9b:00, not one of this Pod's" in xid.explanation
-    fresh = Policy(replace(CONFIG, can_evict=True), ledger, clock, gpu_owner=owns)
-    assert decide(fresh, clock).action is Action.RESTART  # no bus id: never asked
-    assert asked == ["0000:9b:00"]

@@ -8,7 +8,7 @@ woke on its own deadline. Nothing pokes the monitor.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,11 +71,15 @@ class Harness:
 
 @asynccontextmanager
 async def watching(
-    clock: Clock, pattern: str | None = None, **config: Any
+    clock: Clock,
+    pattern: str | None = None,
+    catch_up: Callable[[], Awaitable[None]] | None = None,
+    **config: Any,
 ) -> AsyncIterator[Harness]:
-    """A ProgressMonitor with ``config`` (ProgressConfig fields) running in a task."""
+    """A ProgressMonitor with ``config`` (ProgressConfig fields) running in a task;
+    ``catch_up`` stands for the log monitor's."""
     activity = LogActivity(clock, pattern)
-    monitor = ProgressMonitor(ProgressConfig(**config), activity, clock)
+    monitor = ProgressMonitor(ProgressConfig(**config), activity, clock, catch_up)
     findings: list[Finding] = []
     task = asyncio.create_task(monitor.run(findings.append), name="progress-monitor")
     harness = Harness(clock, activity, monitor, task, findings)

@@ -63,16 +63,15 @@ async def stall_the_loop(seconds: float) -> float:
 async def test_bytes_written_during_a_stall_of_the_watcher_are_caught_up_before_a_verdict() -> None:
     """A stall too short to be noticed as one: the catch-up before the verdict finds the
     bytes the workload wrote meanwhile."""
-    async with watching(SystemClock(), silence_timeout=0.5) as run:
-        caught_up = 0
+    caught_up = 0
 
-        async def catch_up() -> None:  # what the log monitor reads after the stall
-            nonlocal caught_up
-            caught_up += 1
-            run.write("step 2 | loss 1.9\n")
+    async def catch_up() -> None:  # what the log monitor reads after the stall
+        nonlocal caught_up
+        caught_up += 1
+        run.write("step 2 | loss 1.9\n")
 
+    async with watching(SystemClock(), catch_up=catch_up, silence_timeout=0.5) as run:
         run.write("step 1 | loss 2.0\n")
-        run.activity.catch_up = catch_up
         await stall_the_loop(0.5 + progress_monitor.LATE / 4)  # late by a quarter of LATE
         await asyncio.sleep(0.3)
         assert run.findings == []
@@ -82,13 +81,12 @@ async def test_bytes_written_during_a_stall_of_the_watcher_are_caught_up_before_
 
 async def test_after_a_stall_of_the_watcher_a_real_hang_fires_one_timeout_later() -> None:
     timeout = 0.5
-    async with watching(SystemClock(), silence_timeout=timeout) as run:
+
+    async def nothing_new() -> None:
+        return None
+
+    async with watching(SystemClock(), catch_up=nothing_new, silence_timeout=timeout) as run:
         run.write("step 1 | loss 2.0\n")
-
-        async def nothing_new() -> None:
-            return None
-
-        run.activity.catch_up = nothing_new
         resumed = await stall_the_loop(timeout + progress_monitor.LATE + 0.5)
         await until(lambda: run.findings, limit=5.0)
         fired = asyncio.get_running_loop().time()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from watcher.clock import Clock
 from watcher.gpu.backends import EventSource, GpuBackend
 from watcher.gpu.classification.classifier import GpuClassifier
+from watcher.gpu.kernel_log import bus_id_named
 from watcher.gpu.model import GpuReading, Snapshot, ToolFailure, ToolProblem
 from watcher.gpu.xids import xid_class, xid_message
 from watcher.monitor import Emit
@@ -157,6 +158,13 @@ class GpuMonitor:
     def owns(self, bus_id: str) -> bool | None:
         """Whether the GPU at ``bus_id`` is this Pod's, as far as the polls tell."""
         return None if self._keep is None else self._keep.owns(bus_id)
+
+    def foreign_gpu(self, finding: Finding) -> str | None:
+        """The bus id of the GPU a kernel log line names (a finding's first evidence line
+        is the line it matched), when the polls show that GPU is another Pod's: a node's
+        kernel log holds every GPU's lines."""
+        named = bus_id_named(finding.evidence[0]) if finding.evidence else None
+        return named if named is not None and self.owns(named) is False else None
 
     def _ours(self, reading: GpuReading) -> bool:
         return self._keep is None or self._keep.admits(reading)

@@ -68,8 +68,8 @@ class GpuHit:
             "severity": finding.severity.value,
             "fault_class": finding.fault_class.value,
             "action": self.action.value,
-            "count": finding.min_count,
-            "window_s": finding.window_s,
+            "count": 1,
+            "window_s": 0.0,
             "pack": None,
             "message": finding.message,
             "evidence": list(finding.evidence),
@@ -87,7 +87,7 @@ class GpuHit:
 
 def action_of(finding: Finding, actions: Mapping[FaultClass, Action]) -> Action:
     """What the watcher would do about ``finding`` (thresholds aside)."""
-    return configured_action(finding.severity, finding.fault_class, finding.action, actions)
+    return configured_action(finding.severity, finding.fault_class, None, actions)
 
 
 class GpuReplayer:

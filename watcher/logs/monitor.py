@@ -17,12 +17,11 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from watcher.clock import Clock
-from watcher.gpu.kernel_log import bus_id_named
 from watcher.logs import refusals
 from watcher.logs.evidence import evidence_lines
 from watcher.logs.files import OpenPolicy, TrackedFiles
@@ -32,7 +31,6 @@ from watcher.logs.tail import FileId, NotFollowable, Tail
 from watcher.logs.unmatched import UnmatchedGlobs
 from watcher.logs.watch import Changes, Deliver, FsWatcher, InotifyWatcher
 from watcher.monitor import Emit
-from watcher.progress.signals import LogActivity
 from watcher.rules.matcher import LineHit, RuleMatcher
 from watcher.state.cursors import Cursor
 from watcher.timers import loop_time, next_beat, wait_until
@@ -70,8 +68,10 @@ class LogMonitor:
         timing: Timing,
         clock: Clock,
         watcher_factory: WatcherFactory = InotifyWatcher,
-        activity: LogActivity | None = None,
+        readers: Sequence[Callable[[Block], None]] = (),
     ) -> None:
+        """``readers`` are handed every block read, before it is scanned: the progress
+        monitor's timers subscribe (when bytes arrive, the latest step number)."""
         self._files = files
         self._globs: GlobSet = files.globs
         self._matcher = matcher
@@ -79,7 +79,7 @@ class LogMonitor:
         self._timing = timing
         self._clock = clock
         self._watcher_factory = watcher_factory
-        self._activity = activity
+        self._readers = tuple(readers)
         self._watcher: FsWatcher | None = None
         self._changes = Changes()
         self._wake = asyncio.Event()
@@ -96,8 +96,6 @@ class LogMonitor:
         self._last_cursors: dict[str, Cursor] | None = None
         self._catching_up: list[asyncio.Future[None]] = []
         self.unmatched = UnmatchedGlobs(files, timing.glob_grace)
-        if activity is not None:
-            activity.catch_up = self.catch_up
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -328,8 +326,8 @@ class LogMonitor:
         self.bytes_scanned += block.end - block.seen
         self.lines_scanned += block.data.count(b"\n", block.seen, block.end)
         self.last_data_at = self._clock.monotonic()
-        if self._activity is not None:
-            self._activity.on_block(block)
+        for reader in self._readers:
+            reader(block)
         first: dict[str, tuple[LineHit, int]] = {}
         for hit in self._matcher.scan_block(block, stream=tail.file_id):
             earlier = first.get(hit.rule.reason)
@@ -339,7 +337,6 @@ class LogMonitor:
 
     def _finding(self, tail: Tail, block: Block, hit: LineHit, count: int) -> Finding:
         rule = hit.rule
-        bus_id = bus_id_named(hit.line.decode("latin-1"))
         return Finding(
             source=self.name,
             reason=rule.reason,
@@ -351,11 +348,6 @@ class LogMonitor:
             file=tail.path,
             offset=block.line_offset(hit.line_start),
             occurrences=count,
-            min_count=rule.count,
-            window_s=rule.window,
-            action=rule.action,
-            gpu=None if bus_id is None else f"PCI {bus_id}",
-            bus_id=bus_id,
         )
 
 

@@ -7,10 +7,11 @@ writes it; the actions do, once a decision is carried out.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from watcher.clock import Clock
 from watcher.policy.budget import BudgetConfig, allowance
+from watcher.policy.rules import RuleViews, view_of
 from watcher.policy.window import SlidingCounter
 from watcher.state.ledger import Ledger
 from watcher.types import (
@@ -18,6 +19,8 @@ from watcher.types import (
     EVICTION_REFUSED,
     RESTART_NOT_RECORDED,
     WORKLOAD,
+    WORKLOAD_CANNOT_START,
+    WORKLOAD_GAVE_UP,
     WORKLOAD_STARTED,
     Action,
     Decision,
@@ -27,6 +30,8 @@ from watcher.types import (
     Verdict,
 )
 
+_BEYOND_RESTART = (WORKLOAD_CANNOT_START, WORKLOAD_GAVE_UP)
+"""Exits no restart can mend: the command cannot be run, or exited with a final code."""
 CAUSE_WINDOW = 300.0
 """A fatal finding this many seconds before the workload's exit is taken as its cause."""
 
@@ -57,10 +62,13 @@ class PolicyConfig:
     """Whether an eviction can be carried out (needs the Kubernetes API)."""
     can_fail: bool = False
     """Whether the Pod can be made to fail (needs the launcher in front of the workload)."""
+    rules: RuleViews = field(default_factory=dict)
+    """Each rule's threshold and own action, by the source and reason of its findings."""
 
 
-GpuOwner = Callable[[str], bool | None]
-"""Whether the GPU at a PCI bus id is this Pod's: True, False, or None (cannot tell)."""
+ForeignGpu = Callable[[Finding], str | None]
+"""The PCI bus id of the GPU a finding names when that GPU is known not to be this Pod's;
+None when it names none, names one of ours, or nobody can tell yet."""
 
 
 class Policy:
@@ -68,12 +76,16 @@ class Policy:
     decision that made it stop acting."""
 
     def __init__(
-        self, config: PolicyConfig, ledger: Ledger, clock: Clock, gpu_owner: GpuOwner | None = None
+        self,
+        config: PolicyConfig,
+        ledger: Ledger,
+        clock: Clock,
+        foreign_gpu: ForeignGpu | None = None,
     ) -> None:
         self.config = config
         self._ledger = ledger
         self._clock = clock
-        self._gpu_owner = gpu_owner
+        self._foreign_gpu = foreign_gpu
         self._counts = SlidingCounter()
         self._last_fatal: Finding | None = None
         self.workload_start: int | None = None
@@ -110,7 +122,7 @@ class Policy:
         if busy is not None:
             return busy
         action = configured_action(
-            finding.severity, finding.fault_class, finding.action, self.config.actions
+            finding.severity, finding.fault_class, self._own_action(finding), self.config.actions
         )
         return self._settle(self._carry(action, finding, self._what(finding)))
 
@@ -127,8 +139,9 @@ class Policy:
     def _early(self, finding: Finding) -> Decision | None:
         """Decisions that need neither the budget nor the state: notes, warnings, another
         Pod's GPU, a threshold not reached yet."""
-        if self._another_pods_gpu(finding):
-            why = f"{finding.reason}: about the GPU at {finding.bus_id}, not one of this Pod's"
+        theirs = None if self._foreign_gpu is None else self._foreign_gpu(finding)
+        if theirs is not None:
+            why = f"{finding.reason}: about the GPU at {theirs}, not one of this Pod's"
             return Decision(Action.NONE, finding, why)
         if finding.severity is Severity.INFO:
             return Decision(Action.NONE, finding, f"{finding.reason}: noted")
@@ -149,30 +162,30 @@ class Policy:
     def _final_is(self, action: Action) -> bool:
         return self.final is not None and self.final.action is action
 
-    def _another_pods_gpu(self, finding: Finding) -> bool:
-        """A kernel line about a GPU the polls show is not ours. While the polls cannot
-        tell (no GPU monitor, one of ours never seen), the finding counts."""
-        if finding.bus_id is None or self._gpu_owner is None:
-            return False
-        return self._gpu_owner(finding.bus_id) is False
+    def _own_action(self, finding: Finding) -> Action | None:
+        """A rule's own action, or ``fail`` for an exit no restart can mend."""
+        if finding.source == WORKLOAD and finding.reason in _BEYOND_RESTART:
+            return Action.FAIL
+        return view_of(self.config.rules, finding).action
 
     def _below_threshold(self, finding: Finding) -> Decision | None:
-        if finding.min_count <= 1:
+        rule = view_of(self.config.rules, finding)
+        if rule.count <= 1:
             return None
         seen = self._counts.add(
             finding.reason,
             finding.at,
             finding.occurrences,
-            finding.window_s,
+            rule.window,
             where=None if finding.file is None else (finding.file, finding.offset),
         )
-        if seen < finding.min_count:
+        if seen < rule.count:
             return Decision(
                 Action.WARN,
                 finding,
-                f"{finding.reason}: seen {seen} of {finding.min_count} times within "
-                f"{finding.window_s:g}s; no action yet",
-                details={"seen": seen, "count": finding.min_count, "window_s": finding.window_s},
+                f"{finding.reason}: seen {seen} of {rule.count} times within "
+                f"{rule.window:g}s; no action yet",
+                details={"seen": seen, "count": rule.count, "window_s": rule.window},
             )
         self._counts.reset(finding.reason)
         return None
@@ -226,7 +239,7 @@ class Policy:
                 finding, evidence=(*finding.evidence[:1], *cause.evidence, *finding.evidence[1:])
             )
         action = configured_action(
-            Severity.FATAL, finding.fault_class, finding.action, self.config.actions
+            Severity.FATAL, finding.fault_class, self._own_action(finding), self.config.actions
         )
         decision = self._carry(action, finding, what)
         if cause is not None:

@@ -18,7 +18,7 @@ future (the clock was stepped back). A later clock step moves no deadline.
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,18 @@ _Check = Callable[[float], _Due]
 class ProgressMonitor:
     name = "progress"
 
-    def __init__(self, config: ProgressConfig, activity: LogActivity, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: ProgressConfig,
+        activity: LogActivity,
+        clock: Clock,
+        catch_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``catch_up`` reads what the log files gained, so that a hang verdict waits for
+        the lines that may already disprove it (the log monitor's)."""
         self._config = config
         self._activity = activity
+        self._catch_up = catch_up
         self._clock = clock
         self._started = clock.monotonic()
         self._checks = self._build_checks()
@@ -90,8 +99,8 @@ class ProgressMonitor:
         while True:
             now = self._clock.monotonic()
             due, wake = self._evaluate(now)
-            if due and not caught_up and self._activity.catch_up is not None:
-                await self._activity.catch_up()  # the verdict waits for the sources
+            if due and not caught_up and self._catch_up is not None:
+                await self._catch_up()  # the verdict waits for the sources
                 caught_up = True
                 continue
             caught_up = False

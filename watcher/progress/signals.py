@@ -6,7 +6,6 @@ progress monitor's job.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from watcher.clock import Clock
@@ -34,8 +33,6 @@ class LogActivity:
         """Set when a timer gets something to count from (first bytes, first step)."""
         self.wake_on_change = False
         """Set by the progress monitor after it reported a stall: wake it on the next bytes."""
-        self.catch_up: Callable[[], Awaitable[None]] | None = None
-        """Set by the log monitor: read what the files gained before a hang verdict."""
 
     def on_block(self, block: Block) -> None:
         now = self._clock.monotonic()

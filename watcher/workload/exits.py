@@ -1,16 +1,16 @@
 """What the workload's exit says: a reason and a line for each code and signal.
 
-An exit is a fact; what it leads to is the policy's business. Only two things are said
-here about consequences: exit 0 is a finished job (info), and codes that no restart can
-mend (the command could not be run at all, or the user listed the code as final) carry
-the ``fail`` action instead of their class's.
+An exit is a fact; what it leads to is the policy's business. Only one thing is said
+here about consequences: exit 0 is a finished job (info). Codes that no restart can mend
+(the command could not be run at all, or the user listed the code as final) get reasons
+of their own, which the policy answers with ``fail``.
 """
 
 import signal
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from watcher.types import Action, FaultClass, Severity
+from watcher.types import WORKLOAD_CANNOT_START, WORKLOAD_GAVE_UP, FaultClass, Severity
 
 SHELL_SIGNAL_BASE = 128
 CANNOT_RUN = {126: "the command is not executable", 127: "the command was not found"}
@@ -40,8 +40,6 @@ class ExitMeaning:
     message: str
     severity: Severity
     fault_class: FaultClass
-    action: Action | None = None
-    """An override of the fault class's action (``fail`` for codes no restart can mend)."""
 
 
 def explain_exit(
@@ -66,20 +64,18 @@ def explain_exit(
         )
     if code in CANNOT_RUN:
         return ExitMeaning(
-            "WorkloadCannotStart",
+            WORKLOAD_CANNOT_START,
             f"{CANNOT_RUN[code]} (exit code {code})",
             Severity.FATAL,
             FaultClass.APPLICATION,
-            Action.FAIL,
         )
     if code in final_codes:
         return ExitMeaning(
-            "WorkloadGaveUp",
+            WORKLOAD_GAVE_UP,
             f"the command exited with code {code}, which WATCHER_FINAL_EXIT_CODES lists as "
             "final: no restart",
             Severity.FATAL,
             FaultClass.APPLICATION,
-            Action.FAIL,
         )
     return ExitMeaning(
         "WorkloadFailed",

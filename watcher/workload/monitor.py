@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import replace
 from typing import Any
 
 from watcher.blocking import call_with_deadline
@@ -145,15 +144,16 @@ class WorkloadMonitor:
             lines = await call_with_deadline(lambda: _last_lines(path), TAIL_TIMEOUT, "tail")
         except TimeoutError:
             lines = ()
-        finding = self._finding(
-            meaning.reason,
-            meaning.message,
-            meaning.severity,
-            fault_class=meaning.fault_class,
-            facts=facts,
-            evidence=(f"launcher start {event.start}: {meaning.message}", *lines),
+        emit(
+            self._finding(
+                meaning.reason,
+                meaning.message,
+                meaning.severity,
+                fault_class=meaning.fault_class,
+                facts=facts,
+                evidence=(f"launcher start {event.start}: {meaning.message}", *lines),
+            )
         )
-        emit(finding if meaning.action is None else replace(finding, action=meaning.action))
 
     def _finding(
         self,
