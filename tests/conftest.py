@@ -2,6 +2,7 @@
 leaves asyncio tasks behind."""
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +75,26 @@ async def _no_leftover_tasks() -> AsyncIterator[None]:
     for task in left:
         task.cancel()
     assert not left, f"tasks left running: {[t.get_name() for t in left]}"
+
+
+LEAKING_PREFIXES = ("WATCHER_", "POD_WATCHER_")
+LEAKING = frozenset(
+    ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NVIDIA_VISIBLE_DEVICES")
+)
+"""What the watcher, the launcher and the Kubernetes client read from the environment: a
+shell that sets any of them (an operator's WATCHER_GPU=off) must not change a test.
+`.ci/run` runs the suite with a few of them set to prove it."""
+
+
+HARNESS = frozenset(
+    ("POD_WATCHER_REQUIRE_CONTAINER_TESTS", "POD_WATCHER_REQUIRE_PROMTOOL", "POD_WATCHER_IMAGE")
+)
+"""The test harness's own switches (CI's "must not skip", the image to run): kept."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run hermetic: the tests, and every process they start, see none of the settings
+    the shell they were started from may hold. A test sets what it needs."""
+    for name in list(os.environ):
+        if (name.startswith(LEAKING_PREFIXES) or name in LEAKING) and name not in HARNESS:
+            del os.environ[name]
