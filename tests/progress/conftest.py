@@ -2,9 +2,13 @@
 test that asks for the ``clock`` fixture gets it, and looptime, automatically. (Tests on
 the real clock, which block the loop as SIGSTOP does, run in real time.)"""
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import LoopClock
+
+HERE = Path(__file__).parent
 
 
 @pytest.fixture
@@ -13,6 +17,8 @@ def clock() -> LoopClock:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Pytest hands this hook every item of the session, not only this folder's: a test
+    elsewhere with a ``clock`` fixture of its own must keep the real loop."""
     for item in items:
-        if "clock" in getattr(item, "fixturenames", ()):
+        if item.path.is_relative_to(HERE) and "clock" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.looptime)
