@@ -23,24 +23,21 @@ from typing import Any
 
 from watcher.clock import Clock
 from watcher.logs import refusals
-from watcher.logs.evidence import evidence_lines
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet
-from watcher.logs.lines import Block
-from watcher.logs.tail import FileId, NotFollowable, Tail
+from watcher.logs.scanner import BlockScanner, Reader
+from watcher.logs.tail import NotFollowable, Tail
+from watcher.logs.trust import InotifyTrust
 from watcher.logs.unmatched import UnmatchedGlobs
 from watcher.logs.watch import Changes, Deliver, FsWatcher, InotifyWatcher
 from watcher.monitor import Emit
-from watcher.rules.matcher import LineHit, RuleMatcher
+from watcher.rules.matcher import RuleMatcher
 from watcher.state.cursors import Cursor
 from watcher.timers import loop_time, next_beat, wait_until
-from watcher.types import Finding
 
 log = logging.getLogger(__name__)
 
 WatcherFactory = Callable[[asyncio.AbstractEventLoop, Deliver], FsWatcher]
-SILENT_TICKS = 2
-"""Ticks in a row a file may grow without an event before we stop trusting inotify."""
 CATCH_UP_TIMEOUT = 1.0
 """Longest `catch_up` waits for the reading task; reading goes on after it."""
 
@@ -68,31 +65,24 @@ class LogMonitor:
         timing: Timing,
         clock: Clock,
         watcher_factory: WatcherFactory = InotifyWatcher,
-        readers: Sequence[Callable[[Block], None]] = (),
+        readers: Sequence[Reader] = (),
     ) -> None:
         """``readers`` are handed every block read, before it is scanned: the progress
         monitor's timers subscribe (when bytes arrive, the latest step number)."""
         self._files = files
         self._globs: GlobSet = files.globs
-        self._matcher = matcher
+        self._scanner = BlockScanner(self.name, matcher, clock, readers)
         self._open_policy = open_policy
         self._timing = timing
         self._clock = clock
         self._watcher_factory = watcher_factory
-        self._readers = tuple(readers)
         self._watcher: FsWatcher | None = None
         self._changes = Changes()
         self._wake = asyncio.Event()
-        self._evented: set[FileId] = set()
-        self._silent: dict[FileId, int] = {}
-        self.polling = False
-        """True once inotify was caught missing changes: poll at the short interval."""
+        self._trust = InotifyTrust(timing.fallback_poll_interval)
         self.ready = asyncio.Event()
         self.moved = asyncio.Event()
         """Set whenever a read offset moved: the cursors are worth saving again."""
-        self.bytes_scanned = 0
-        self.lines_scanned = 0
-        self.last_data_at: float | None = None
         self._last_cursors: dict[str, Cursor] | None = None
         self._catching_up: list[asyncio.Future[None]] = []
         self.unmatched = UnmatchedGlobs(files, timing.glob_grace)
@@ -140,6 +130,19 @@ class LogMonitor:
             return dict(self._last_cursors)
         return self._files.cursors()
 
+    @property
+    def polling(self) -> bool:
+        """True once inotify was caught missing changes: poll at the short interval."""
+        return self._trust.polling
+
+    @property
+    def bytes_scanned(self) -> int:
+        return self._scanner.bytes_scanned
+
+    @property
+    def lines_scanned(self) -> int:
+        return self._scanner.lines_scanned
+
     def healthy(self) -> tuple[bool, str]:
         if self._watcher is None or not self.ready.is_set():
             return False, "starting"
@@ -172,12 +175,12 @@ class LogMonitor:
         return {
             "mode": "polling" if self.polling else "inotify",
             "globs": list(self._globs.patterns),
-            "files": [_tail_status(tail, now) for tail in self._files.tails()],
+            "files": [tail.status(now) for tail in self._files.tails()],
             "not_followed": self._files.refused.status(),
             "globs_matching_nothing": self.unmatched.now,
             "bytes_scanned": self.bytes_scanned,
             "lines_scanned": self.lines_scanned,
-            "last_data_age_s": None if self.last_data_at is None else now - self.last_data_at,
+            "last_data_age_s": _age(now, self._scanner.last_data_at),
         }
 
     def _on_changes(self, changes: Changes) -> None:
@@ -224,7 +227,7 @@ class LogMonitor:
             tail = self._files.reconcile(path, now)
             if tail is not None:
                 touched.add(tail)
-                self._evented.add(tail.file_id)
+                self._trust.evented(tail)
         return touched
 
     def _replan(self) -> set[Tail]:
@@ -239,24 +242,12 @@ class LogMonitor:
         for path in list(self._files.by_path):
             self._files.reconcile(path, now)
         for tail in self._files.tails():
-            if not tail.has_news():
-                self._silent.pop(tail.file_id, None)
-                continue
-            touched.add(tail)
-            if tail.file_id not in self._evented and tail.orphaned_at is None:
-                self._note_silence(tail)
-        self._evented.clear()
+            news = tail.has_news()
+            self._trust.ticked(tail, news)
+            if news:
+                touched.add(tail)
+        self._trust.tick_done()
         return touched
-
-    def _note_silence(self, tail: Tail) -> None:
-        streak = self._silent[tail.file_id] = self._silent.get(tail.file_id, 0) + 1
-        if streak >= SILENT_TICKS and not self.polling:
-            self.polling = True
-            log.warning(
-                "a file grows without inotify events; polling every %ss from now on",
-                self._timing.fallback_poll_interval,
-                extra={"fields": {"path": tail.path}},
-            )
 
     async def _drain(self, tails: set[Tail], emit: Emit) -> None:
         """Read the tails a chunk at a time, taking turns, until none has more; news
@@ -297,10 +288,10 @@ class LogMonitor:
             detail = f"{exc.strerror or exc}"
             self._files.refuse_tail(tail, refusals.UNREADABLE, detail, self._clock.monotonic())
             return False
-        if tail.truncations != truncations:  # what the detectors saw of it is gone
-            self._matcher.detectors.forget(tail.file_id)
+        if tail.truncations != truncations:
+            self._scanner.forget(tail)
         if block is not None:
-            self._scan(tail, block, emit)
+            self._scanner.scan(tail, block, emit)
         return more
 
     async def _expire_orphans(self, emit: Emit) -> None:
@@ -318,46 +309,10 @@ class LogMonitor:
             await self._drain({tail}, emit)
             block = tail.lines.flush()
             if block is not None:
-                self._scan(tail, block, emit)
+                self._scanner.scan(tail, block, emit)
             self._files.forget(tail)
-            self._matcher.detectors.forget(tail.file_id)
-
-    def _scan(self, tail: Tail, block: Block, emit: Emit) -> None:
-        self.bytes_scanned += block.end - block.seen
-        self.lines_scanned += block.data.count(b"\n", block.seen, block.end)
-        self.last_data_at = self._clock.monotonic()
-        for reader in self._readers:
-            reader(block)
-        first: dict[str, tuple[LineHit, int]] = {}
-        for hit in self._matcher.scan_block(block, stream=tail.file_id):
-            earlier = first.get(hit.rule.reason)
-            first[hit.rule.reason] = (earlier[0], earlier[1] + 1) if earlier else (hit, 1)
-        for hit, count in first.values():
-            emit(self._finding(tail, block, hit, count))
-
-    def _finding(self, tail: Tail, block: Block, hit: LineHit, count: int) -> Finding:
-        rule = hit.rule
-        return Finding(
-            source=self.name,
-            reason=rule.reason,
-            severity=rule.severity,
-            fault_class=rule.fault_class,
-            message=rule.description or f"log line matched rule {rule.reason}",
-            at=self._clock.monotonic(),
-            evidence=evidence_lines(block.data, block.end, hit),
-            file=tail.path,
-            offset=block.line_offset(hit.line_start),
-            occurrences=count,
-        )
+            self._scanner.forget(tail)
 
 
-def _tail_status(tail: Tail, now: float) -> dict[str, Any]:
-    return {
-        "path": tail.path,
-        "inode": str(tail.file_id),
-        "offset": tail.offset,
-        "pending_bytes": tail.lines.pending,
-        "truncations": tail.truncations,
-        "cut_lines": tail.lines.cut_lines,
-        "rotated_for_s": None if tail.orphaned_at is None else now - tail.orphaned_at,
-    }
+def _age(now: float, then: float | None) -> float | None:
+    return None if then is None else now - then

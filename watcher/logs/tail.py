@@ -9,6 +9,7 @@ import contextlib
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from watcher.logs.lines import Block, LineAssembler
 from watcher.state.cursors import HEAD_BYTES, Cursor
@@ -179,6 +180,18 @@ class Tail:
             return True
         at = self.offset - len(self._signature)
         return os.pread(self.fd, len(self._signature), at) == self._signature
+
+    def status(self, now: float) -> dict[str, Any]:
+        """What /status shows of this file (``now``: the monotonic clock)."""
+        return {
+            "path": self.path,
+            "inode": str(self.file_id),
+            "offset": self.offset,
+            "pending_bytes": self.lines.pending,
+            "truncations": self.truncations,
+            "cut_lines": self.lines.cut_lines,
+            "rotated_for_s": None if self.orphaned_at is None else now - self.orphaned_at,
+        }
 
     def head(self) -> bytes:
         """The file's first bytes, for a cursor: they tell this file from a new one that
