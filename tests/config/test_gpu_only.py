@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.process import WatcherProcess, wait_until
+from tests.e2e.process import WatcherProcess
 from tests.gpu.fake_smi import FakeSmi, make
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

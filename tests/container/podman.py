@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.process import http_get, wait_until
+from tests.e2e.process import http_get
+from tests.waiting import wait_until
 
 IMAGE = os.environ.get("POD_WATCHER_IMAGE", "pod-watcher:dev")
 UID = 65532

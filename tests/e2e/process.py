@@ -21,10 +21,10 @@ from typing import Any, Self, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.waiting import POLL, wait_until
+
 T = TypeVar("T")
 
-POLL = 0.02
-"""Seconds between two looks at a condition being waited for."""
 START_TIMEOUT = 15.0
 """Deadline for a child to log `ready` (interpreter start-up included)."""
 
@@ -57,20 +57,6 @@ def http_get(url: str, timeout: float) -> tuple[int, str]:
     except urllib.error.HTTPError as error:
         with error:
             return int(error.code), error.read().decode("utf-8")
-
-
-def wait_until(
-    condition: Callable[[], T | None], timeout: float, what: str, detail: Callable[[], str] = str
-) -> T:
-    """Poll ``condition`` until it returns something other than None/False, or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail()}")
-        time.sleep(POLL)
 
 
 def run_command(

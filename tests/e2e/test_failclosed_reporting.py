@@ -21,9 +21,10 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import child_env, http_get, module_command, wait_until
+from tests.e2e.process import child_env, http_get, module_command
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.logs.helpers import record
+from tests.waiting import wait_until
 from watcher.reporting.logs import NonBlockingHandler, TextFormatter
 from watcher.reporting.server import HttpServer
 

@@ -14,9 +14,10 @@ import time
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import WatcherProcess, module_command, wait_until
+from tests.e2e.process import WatcherProcess, module_command
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.state.volumes import fill, make_eio, small_volume
+from tests.waiting import wait_until
 
 BUDGET = 3
 FAULTS = 6

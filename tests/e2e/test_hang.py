@@ -14,10 +14,11 @@ from types import TracebackType
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import WatcherProcess, wait_until
+from tests.e2e.process import WatcherProcess
 from tests.e2e.workload import Paths, append
 from tests.logs.helpers import record
 from tests.probes.server import ThreadedTarget
+from tests.waiting import wait_until
 
 PERIOD = 0.5
 THRESHOLD = 3

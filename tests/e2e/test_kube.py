@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Spawn, launched_from
-from tests.e2e.process import wait_until
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.kube.api_answers import Mode
 from tests.kube.fake_api import ThreadedFakeApi
 from tests.kube.manifests import TRAINER, WATCHER, running_pod
+from tests.waiting import wait_until
 
 XID_79 = (
     "[ 8123.456789] NVRM: Xid (PCI:0000:4f:00): 79, pid=48213, name=python, "

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import wait_until
 from tests.e2e.workload import NCCL_TIMEOUT, Paths, append
 from tests.kube.api_answers import Mode
 from tests.kube.fake_api import ThreadedFakeApi
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

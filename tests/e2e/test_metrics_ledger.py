@@ -7,8 +7,8 @@ import signal
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import wait_until
 from tests.e2e.workload import BENIGN, COMM_ABORTED, Paths, append, fire_and_exit
+from tests.waiting import wait_until
 
 POLL_FAST = {"WATCHER_POLL_INTERVAL": "0.2"}
 

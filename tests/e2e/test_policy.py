@@ -3,7 +3,7 @@
 import pytest
 
 from tests.e2e.conftest import Spawn
-from tests.e2e.process import WatcherProcess, wait_until
+from tests.e2e.process import WatcherProcess
 from tests.e2e.workload import (
     COMM_ABORTED,
     NCCL_ERROR,
@@ -12,6 +12,7 @@ from tests.e2e.workload import (
     append,
     fire_and_exit,
 )
+from tests.waiting import wait_until
 
 HOLDING = ("watcher_holding", ())
 RESTARTS_IN_WINDOW = ("watcher_restarts_in_window", ())

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.process import WatcherProcess, script_command, wait_until
+from tests.e2e.process import WatcherProcess, script_command
 from tests.e2e.workload import Paths
 from tests.gpu.fake_smi import UUIDS, FakeSmi, alive, make
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -38,6 +38,7 @@ from tests.kube.event_routes import EventRoutes
 from tests.kube.manifests import running_pod
 from tests.kube.rest import ObjectRoutes, Then
 from tests.kube.store import Change, Store
+from tests.serving import LoopbackServer
 
 __all__ = ["ROUTES", "STALLED", "Call", "FakeApi", "Mode", "ThreadedFakeApi", "write_kubeconfig"]
 
@@ -76,7 +77,7 @@ class FakeApi(ObjectRoutes, EventRoutes):
         self._evictions: list[Obj] = []
         self._errors: list[str] = []
         self._release: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: LoopbackServer | None = None
 
     # -- what the test sets and reads (any thread) ---------------------------------------
 
@@ -173,11 +174,9 @@ class FakeApi(ObjectRoutes, EventRoutes):
             app.router.add_get(path, self._static(answer))
             app.router.add_get(path + "/", self._static(answer))
         app.router.add_route("*", "/{tail:.*}", self._not_served)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._runner = runner
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        server = LoopbackServer(app, shutdown_timeout=2.0)
+        self.url = f"http://127.0.0.1:{await server.start()}"
+        self._server = server
         return self.url
 
     async def stop(self) -> None:
@@ -185,9 +184,9 @@ class FakeApi(ObjectRoutes, EventRoutes):
         if self._release is not None:
             self._release.set()
         self.end_watches()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests import waiting
 from tests.kubelet.model import KILL_GRACE, KubeletModel
 from tests.kubelet.pod import pod_spec
 from tests.kubelet.status import REMOVED, RESTARTING
@@ -221,15 +222,4 @@ async def test_a_crashing_sidecar_restarts_alone_after_a_back_off(
 
 
 async def until(condition: Callable[[], bool], within: float) -> None:
-    import asyncio
-
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    await waiting.until(condition, within, ignore=(OSError,))  # files read mid-write

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.process import wait_until
+from tests.waiting import wait_until
 from watcher.workload.install import MODULES, install
 from watcher.workload.shared import SharedDir
 

@@ -15,6 +15,7 @@ from types import TracebackType
 
 import pytest
 
+from tests.waiting import until
 from watcher.clock import SystemClock
 from watcher.logs.files import OpenPolicy, TrackedFiles
 from watcher.logs.globs import GlobSet, WatchRoot
@@ -78,13 +79,12 @@ class Running:
         self, predicate: Callable[[], bool], what: str, within: float = DEADLINE
     ) -> None:
         """Poll ``predicate`` until it holds, or fail after ``within`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not predicate():
+
+        def holds() -> bool:
             self._check_alive()
-            if loop.time() >= deadline:
-                raise AssertionError(f"not within {within}s: {what}")
-            await asyncio.sleep(0.01)
+            return predicate()
+
+        await until(holds, within, what)
 
     def tail(self, path: Path) -> Tail:
         return self.files.by_path[str(path)]

@@ -17,6 +17,8 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
+from tests.serving import LoopbackServer
+
 T = TypeVar("T")
 
 HANG = -1
@@ -53,7 +55,7 @@ class Target:
         self.requests: list[Request] = []
         self.port = 0
         self._release: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: LoopbackServer | None = None
         self._scheme = "http"
 
     @property
@@ -91,21 +93,18 @@ class Target:
         self._scheme = "http" if tls is None else "https"
         app = web.Application()
         app.router.add_get("/healthz", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        server = LoopbackServer(app, shutdown_timeout=SHUTDOWN)
+        self.port = await server.start(port, tls)
+        self._server = server
         return self.port
 
     async def stop(self) -> None:
         """Close the port (connections are refused from now on) and release hanging requests."""
         if self._release is not None:
             self._release.set()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop()
 
 
 class ThreadedTarget:

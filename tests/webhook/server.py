@@ -1,15 +1,14 @@
 """The webhook's real aiohttp application on a loopback socket, over real TLS."""
 
 import asyncio
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
+from tests.serving import LoopbackServer
 from tests.webhook.certs import HOST
 from watcher.inject.pieces import Options
 from watcher.webhook.server import application
@@ -19,15 +18,12 @@ from watcher.webhook.tls import ReloadingContext
 @asynccontextmanager
 async def running(tls: ReloadingContext, options: Options | None = None) -> AsyncIterator[int]:
     """The server's port while it serves."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    runner = web.AppRunner(application(options or Options()), shutdown_timeout=1.0)
-    await runner.setup()
-    await web.SockSite(runner, sock, ssl_context=tls.context).start()
+    server = LoopbackServer(application(options or Options()))
+    port = await server.start(tls=tls.context)
     try:
-        yield sock.getsockname()[1]
+        yield port
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 async def post(port: int, client: ssl.SSLContext, body: Any, path: str = "/mutate") -> Any:

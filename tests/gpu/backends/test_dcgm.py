@@ -11,6 +11,7 @@ from aiohttp import web
 
 from tests.conftest import FIXTURES
 from tests.gpu.fake_smi import SCRIPT
+from tests.serving import LoopbackServer
 from watcher.gpu.backends.dcgm import DcgmBackend
 from watcher.gpu.classification.classifier import GpuClassifier
 from watcher.gpu.model import Recovery, Snapshot, ToolProblem
@@ -60,7 +61,7 @@ class Exporter:
         self.hang = False
         self.release = asyncio.Event()
         self.port = 0
-        self._runner: web.AppRunner | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def url(self) -> str:
@@ -74,16 +75,13 @@ class Exporter:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/metrics", self.handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._server = LoopbackServer(app, shutdown_timeout=0.5)
+        self.port = await self._server.start()
 
     async def stop(self) -> None:
         self.release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.stop()
 
 
 @pytest.fixture

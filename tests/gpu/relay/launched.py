@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.process import wait_until
 from tests.gpu.fake_smi import SCRIPT, UUIDS, FakeSmi, alive
 from tests.launcher.test_launcher import interpreter
+from tests.waiting import wait_until
 from watcher.gpu.backends.relay import request
 from watcher.gpu.backends.relay_files import RelayFiles, Report
 from watcher.gpu.formats.smi_csv import QUERY_FIELDS

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.process import wait_until
 from tests.gpu.fake_pynvml import FakeNvml, h100s
 from tests.gpu.fake_smi import UUIDS, FakeSmi, make
 from tests.gpu.relay.launched import TrainerContainer, trainer_container
+from tests.waiting import wait_until
 from watcher.gpu.backends.relay import RelayBackend, RelayUuids
 from watcher.gpu.backends.relay_files import RelayFiles
 from watcher.gpu.classification.classifier import GpuClassifier

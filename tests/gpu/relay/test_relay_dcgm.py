@@ -8,10 +8,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.process import wait_until
 from tests.gpu.backends.test_dcgm import OURS, THEIRS, Exporter, metrics
 from tests.gpu.fake_smi import FakeSmi, make
 from tests.gpu.relay.launched import TrainerContainer, trainer_container, trainer_env
+from tests.waiting import wait_until
 from watcher.gpu.backends.dcgm import DcgmBackend
 from watcher.gpu.backends.relay import RelayUuids
 from watcher.gpu.classification.classifier import GpuClassifier

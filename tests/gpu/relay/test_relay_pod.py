@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.process import wait_until
 from tests.gpu.fake_smi import UUIDS, FakeSmi, make
 from tests.gpu.relay.launched import trainer_env
 from tests.kube.fake_api import ThreadedFakeApi, write_kubeconfig
 from tests.kube.manifests import TRAINER, WATCHER
 from tests.kubelet.model import KubeletModel
 from tests.kubelet.pods import TrainerPod, free_port, trainer_script
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.process import wait_until
 from tests.gpu.fake_smi import SCRIPT, UUIDS, FakeSmi, alive, make
 from tests.gpu.relay.launched import TrainerContainer, trainer_container, trainer_env
+from tests.waiting import wait_until
 from watcher.gpu.backends.relay_files import Report
 from watcher.launcher.gpu_relay import NICENESS, RELAY_LOCK, REPORT
 
