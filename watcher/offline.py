@@ -18,7 +18,8 @@ import sys
 
 from watcher import exitcodes
 from watcher.config.load import Config, ConfigError, load_config
-from watcher.replay import Replayer, action_for, write_hits
+from watcher.policy.rules import configured_action
+from watcher.replay import Replayer, write_hits
 from watcher.rules.corpus_stats import real_logs
 
 FOUND_FATAL = 1
@@ -54,7 +55,7 @@ def _rules(config: Config, fmt: str) -> int:
             records.append(
                 {
                     **rule.summary(),
-                    "action": action_for(rule, actions).value,
+                    "action": configured_action(rule, actions, rule.action).value,
                     "real_logs": None if stats is None else stats.record(),
                 }
             )
@@ -66,8 +67,8 @@ def _rules(config: Config, fmt: str) -> int:
         stats = real_logs(rule)
         print(
             f"{rule.reason} ({origin}): {rule.severity.value}, {rule.fault_class.value} -> "
-            f"{action_for(rule, actions).value}{threshold}\n    {rule.description}"
-            + ("" if stats is None else f"\n    {stats.text()}")
+            f"{configured_action(rule, actions, rule.action).value}{threshold}\n"
+            f"    {rule.description}" + ("" if stats is None else f"\n    {stats.text()}")
         )
     return exitcodes.CLEAN
 

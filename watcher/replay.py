@@ -13,7 +13,7 @@ from typing import Protocol, TextIO
 from watcher.logs.evidence import evidence_lines
 from watcher.logs.lines import Block
 from watcher.logs.tail import Tail
-from watcher.policy.policy import configured_action
+from watcher.policy.rules import configured_action
 from watcher.rules.matcher import LineHit, RuleMatcher
 from watcher.rules.rule import Rule
 from watcher.types import Action, FaultClass, Severity
@@ -58,11 +58,6 @@ class ReplayHit:
         head = f"{self.file}:{self.line}: {rule.reason} [{rule.severity.value}, "
         head += f"{rule.fault_class.value} -> {self.action.value}]"
         return "\n".join([head, *(f"    {line}" for line in self.evidence)])
-
-
-def action_for(rule: Rule, actions: Mapping[FaultClass, Action]) -> Action:
-    """What the watcher would do about one match of ``rule`` (thresholds aside)."""
-    return configured_action(rule.severity, rule.fault_class, rule.action, actions)
 
 
 class Replayer:
@@ -110,12 +105,13 @@ class Replayer:
         lines.finish(block)
 
     def _hit(self, path: str, block: Block, hit: LineHit, line: int) -> ReplayHit:
+        rule = hit.rule
         return ReplayHit(
             file=path,
             line=line,
             offset=block.line_offset(hit.line_start),
-            rule=hit.rule,
-            action=action_for(hit.rule, self._actions),
+            rule=rule,
+            action=configured_action(rule, self._actions, rule.action),
             evidence=evidence_lines(block.data, block.end, hit),
         )
 

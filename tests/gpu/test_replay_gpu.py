@@ -22,14 +22,14 @@ from watcher.gpu.model import GpuId, GpuReading, Snapshot, ToolFailure, ToolProb
 from watcher.gpu.replay import (
     GpuReplayer,
     UnreadableOutput,
-    action_of,
     classify_once,
     replay_gpu,
     zero_baseline,
 )
+from watcher.policy.rules import configured_action
 from watcher.replay import Replayer, write_hits
 from watcher.rules.packs import load_pack
-from watcher.types import Action, FaultClass, Severity
+from watcher.types import Action, FaultClass, Finding, Severity
 
 GPU = GpuId(uuid="GPU-1", bus_id="0000:3b:00")
 RECORD_KEYS = {
@@ -68,13 +68,16 @@ def test_the_zero_baseline_keeps_identity_and_replays_only() -> None:
 
 
 def test_action_follows_severity_and_fault_class() -> None:
+    def action(finding: Finding) -> Action:
+        return configured_action(finding, DEFAULT_ACTIONS)
+
     (fatal,) = classify_once(Snapshot("nvml", (GpuReading(GPU, reset_required=True),)))
-    assert action_of(fatal, DEFAULT_ACTIONS) is DEFAULT_ACTIONS[FaultClass.HARDWARE]
+    assert action(fatal) is DEFAULT_ACTIONS[FaultClass.HARDWARE]
     (warning,) = classify_once(Snapshot("nvml", (GpuReading(GPU, thermal_slowdown=True),)))
-    assert action_of(warning, DEFAULT_ACTIONS) is Action.WARN
+    assert action(warning) is Action.WARN
     (info,) = classify_once(Snapshot("nvml", (GpuReading(GPU, xid=43),)))
     assert info.severity is Severity.INFO
-    assert action_of(info, DEFAULT_ACTIONS) is Action.NONE
+    assert action(info) is Action.NONE
 
 
 def test_replay_gpu_reads_a_file_with_lines(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from watcher.gpu.formats.dcgm_exporter import parse_exporter
 from watcher.gpu.formats.dcgmi import read_dcgmi
 from watcher.gpu.formats.smi import read_smi_any
 from watcher.gpu.model import GpuReading, Snapshot
-from watcher.policy.policy import configured_action
+from watcher.policy.rules import configured_action
 from watcher.types import Action, FaultClass, Finding, Severity
 
 
@@ -85,11 +85,6 @@ class GpuHit:
         return "\n".join([head, *(f"    {line}" for line in finding.evidence)])
 
 
-def action_of(finding: Finding, actions: Mapping[FaultClass, Action]) -> Action:
-    """What the watcher would do about ``finding`` (thresholds aside)."""
-    return configured_action(finding.severity, finding.fault_class, None, actions)
-
-
 class GpuReplayer:
     """Reads files as polls of one GPU tool; shaped like the log replay's `Replayer`, so
     one loop, one writer (`watcher.replay.write_hits`) and one exit-code contract serve
@@ -112,7 +107,12 @@ class GpuReplayer:
             raise UnreadableOutput(why)
         for finding in classify_once(snapshot):
             line = lines.get(finding.gpu) if finding.gpu else None
-            yield GpuHit(path, line, finding, action_of(finding, self._actions))
+            yield GpuHit(
+                path,
+                line,
+                finding,
+                configured_action(finding, self._actions),
+            )
 
 
 def replay_gpu(path: str, kind: str, actions: Mapping[FaultClass, Action]) -> list[GpuHit]:

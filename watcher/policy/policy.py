@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from watcher.clock import Clock
 from watcher.policy.budget import BudgetConfig, allowance
-from watcher.policy.rules import RuleViews, view_of
+from watcher.policy.rules import RuleViews, configured_action, view_of
 from watcher.policy.window import SlidingCounter
 from watcher.state.ledger import Ledger
 from watcher.types import (
@@ -34,21 +34,6 @@ _BEYOND_RESTART = (WORKLOAD_CANNOT_START, WORKLOAD_GAVE_UP)
 """Exits no restart can mend: the command cannot be run, or exited with a final code."""
 CAUSE_WINDOW = 300.0
 """A fatal finding this many seconds before the workload's exit is taken as its cause."""
-
-
-def configured_action(
-    severity: Severity,
-    fault_class: FaultClass,
-    override: Action | None,
-    actions: Mapping[FaultClass, Action],
-) -> Action:
-    """The action one occurrence leads to, before thresholds and the budget: nothing for
-    notes, a warning for warnings, else the rule's own action or its fault class's."""
-    if severity is Severity.INFO:
-        return Action.NONE
-    if severity is Severity.WARNING:
-        return Action.WARN
-    return override or actions[fault_class]
 
 
 @dataclass(frozen=True)
@@ -121,9 +106,7 @@ class Policy:
         busy = self._busy(finding)
         if busy is not None:
             return busy
-        action = configured_action(
-            finding.severity, finding.fault_class, self._own_action(finding), self.config.actions
-        )
+        action = configured_action(finding, self.config.actions, self._own_action(finding))
         return self._settle(self._carry(action, finding, self._what(finding)))
 
     def _setback(self, finding: Finding) -> Decision:
@@ -238,9 +221,7 @@ class Policy:
             finding = replace(
                 finding, evidence=(*finding.evidence[:1], *cause.evidence, *finding.evidence[1:])
             )
-        action = configured_action(
-            Severity.FATAL, finding.fault_class, self._own_action(finding), self.config.actions
-        )
+        action = configured_action(finding, self.config.actions, self._own_action(finding))
         decision = self._carry(action, finding, what)
         if cause is not None:
             decision = replace(decision, details={**decision.details, "cause": cause.reason})

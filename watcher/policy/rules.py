@@ -7,9 +7,10 @@ policy, which looks it up here by the finding's source and reason.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from watcher.rules.rule import Rule
-from watcher.types import Action, Finding
+from watcher.types import Action, FaultClass, Finding, Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +37,26 @@ def rule_views(source: str, rules: Iterable[Rule]) -> dict[tuple[str, str], Rule
 
 def view_of(views: RuleViews, finding: Finding) -> RuleView:
     return views.get((finding.source, finding.reason), ONCE)
+
+
+class Classified(Protocol):
+    """A rule or a finding: what it means."""
+
+    @property
+    def severity(self) -> Severity: ...
+
+    @property
+    def fault_class(self) -> FaultClass: ...
+
+
+def configured_action(
+    subject: Classified, actions: Mapping[FaultClass, Action], own: Action | None = None
+) -> Action:
+    """The action one occurrence leads to, before thresholds and the budget: nothing for
+    a note, a warning for a warning, else the rule's ``own`` action or its fault class's
+    (``actions``). The one place that says it, for the policy and for replay alike."""
+    if subject.severity is Severity.INFO:
+        return Action.NONE
+    if subject.severity is Severity.WARNING:
+        return Action.WARN
+    return own or actions[subject.fault_class]
