@@ -1,6 +1,6 @@
 """Seeded, realistic training-log corpora for the scan benchmark.
 
-The mix follows docs/performance.md section 2: mostly step lines of 110-170 B, tqdm bars
+The mix is what real training logs hold: mostly step lines of 110-170 B, tqdm bars
 with Unicode block characters, INFO lines, benign `NCCL INFO` lines that mention NET/IB
 and errors, warnings containing "error"/"errno", JSON metric lines with `eval_errors`,
 and a handful of planted fatal lines. Benign lines are near misses for the rules in

@@ -1,6 +1,6 @@
 """A kubelet model: one Pod's containers as real processes, run the way the kubelet runs them.
 
-What it models (../shared/docs/kubelet-and-peers.md §1.2-1.3):
+What it models (docs/kubelet.md):
 - init containers in order; a native sidecar (`restartPolicy: Always`) counts as started
   once its startupProbe (HTTP GET on 127.0.0.1) passes; then the regular containers;
 - a sync every `relist` seconds (the PLEG relists every second) that first computes the

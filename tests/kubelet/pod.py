@@ -3,7 +3,7 @@
 Read from a real Pod spec (a dict, as in the manifests): `restartPolicy`, the init
 containers (native sidecars have `restartPolicy: Always`), the containers, their
 `command`/`args`, plain `env` values, `restartPolicyRules`, and an `httpGet` startupProbe.
-The decisions follow ../shared/docs/kubelet-and-peers.md §1.2: the first rule whose exit
+The decisions follow docs/kubelet.md: the first rule whose exit
 codes match decides; without one, the container's then the Pod's `restartPolicy`.
 """
 

@@ -1,4 +1,4 @@
-"""The kubelet model against each point of kubelet-and-peers.md §1.2-1.3, with real processes."""
+"""The kubelet model against each point of docs/kubelet.md, with real processes."""
 
 import socket
 import sys

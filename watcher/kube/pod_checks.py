@@ -1,4 +1,4 @@
-"""The whole Pod checked for the traps of in-place restarts (kubelet-and-peers.md §1.3).
+"""The whole Pod checked for the traps of in-place restarts (docs/kubelet.md).
 
 `check_wiring` looks at the watcher's own container; this looks at the others too:
 
