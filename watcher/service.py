@@ -27,7 +27,7 @@ from watcher.kube.events import EventPoster
 from watcher.kube.monitor import KubeMonitor
 from watcher.kube.setup import open_api
 from watcher.logs.monitor import LogMonitor
-from watcher.monitors import build_monitors
+from watcher.monitor_setup import build_monitors
 from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.policy.rules import rule_views

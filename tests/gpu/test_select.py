@@ -21,7 +21,7 @@ from watcher.gpu.backends.unavailable import Unavailable
 from watcher.gpu.monitor import GpuMonitor
 from watcher.gpu.select import choose, evident_gpus, nvml_works
 from watcher.logs.files import OpenPolicy
-from watcher.monitors import build_monitors
+from watcher.monitor_setup import build_monitors
 
 A, B = "GPU-aaaa-0001", "GPU-bbbb-0002"
 

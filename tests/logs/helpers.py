@@ -1,6 +1,6 @@
 """Run a real LogMonitor (real files, real inotify observer, real clock) and collect findings.
 
-The monitor is built the way `watcher.service._log_monitor` builds it. Findings arrive in
+The monitor is built the way `watcher.monitor_setup._log_monitor` builds it. Findings arrive in
 an `asyncio.Queue`; tests wait for them with deadlines, never with bare sleeps.
 """
 
