@@ -117,3 +117,27 @@ def test_truncate_never_splits_a_character() -> None:
         cut = truncate_utf8("ab€" * 20, limit)
         assert len(cut.encode("utf-8")) <= limit
     assert truncate_utf8("short", 100) == "short"
+
+
+async def test_a_restart_is_stamped_with_the_launchers_newest_start(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The log line of start 2 can be decided on before the start itself reached the policy:
+    the ledger must still name start 2, or the next start looks like a foreign restart."""
+    from watcher.launcher.channel import Channel
+    from watcher.launcher.settings import Settings
+
+    home = tmp_path / "shared"
+    for _ in range(2):
+        channel = Channel(Settings(str(home)))
+        channel.record("start", pid=os.getpid())
+    stale = decision()
+    stale = Decision(stale.action, stale.finding, stale.explanation,
+                     details={**stale.details, "launcher_start": 1})  # fmt: skip
+    saved: list[int] = []
+    actions = make_actions(tmp_path, clock, None, saved, launcher=SharedDir(home))
+    assert (await actions.carry_out(stale)).exit_code == 88
+    (entry,) = ledger_lines(tmp_path)
+    assert entry["details"]["launcher_start"] == 2  # type: ignore[index]
+    verdict = json.loads((home / "run" / "verdict.json").read_text())
+    assert verdict["start"] == 2 and verdict["verdict"] == "restart"

@@ -101,6 +101,8 @@ class Actions:
             await self._verdict(decision, self._config.timeout)
         if decision.dry_run:  # the reporters said what would have happened
             return Outcome()
+        if decision.action in (Action.RESTART, Action.FAIL):
+            decision = await self._with_latest_start(decision)
         handlers: dict[Action, Callable[[Decision], Coroutine[Any, Any, Outcome]]] = {
             Action.RESTART: self._restart,
             Action.EVICT: self._evict_pod,
@@ -251,6 +253,24 @@ class Actions:
         await self._blocking(
             "verdict", lambda: launcher.give_verdict(start, verdict, reason, wait), deadline
         )
+
+    async def _with_latest_start(self, decision: Decision) -> Decision:
+        """Stamp ``decision`` with the launcher's newest start: a log line of start N can
+        be decided on before the watcher has seen start N begin, and a restart recorded
+        against start N-1 would later look like one the watcher did not ask for."""
+        known = decision.details.get("launcher_start")
+        if self._launcher is None or "start" in decision.finding.facts:
+            return decision
+        try:
+            latest = await call_with_deadline(
+                self._launcher.latest_start, self._config.timeout / 4, "launcher-start"
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("the launcher's records cannot be read: %s", exc)
+            return decision
+        if latest is None or (isinstance(known, int) and latest <= known):
+            return decision
+        return replace(decision, details={**decision.details, "launcher_start": latest})
 
     async def _annotate(self, decision: Decision, entry: LedgerEntry) -> None:
         await self._annotator.annotate(decision, entry, self._restart_number(decision))

@@ -125,6 +125,20 @@ class SharedDir:
             self._partial = b""
         return [event for line in lines if (event := parse_event(line)) is not None]
 
+    def latest_start(self) -> int | None:
+        """The number of the launcher's newest start recorded so far, read afresh: a
+        decision may be taken before the watcher has seen the start it is about."""
+        try:
+            data = self.records.read_bytes()
+        except FileNotFoundError:
+            return None
+        starts = [
+            event.start
+            for line in data.split(b"\n")
+            if (event := parse_event(line)) is not None and event.event == "start"
+        ]
+        return max(starts, default=None)
+
     def verdict(self, start: int) -> dict[str, Any] | None:
         """The verdict last given for ``start``, if any."""
         try:
