@@ -8,18 +8,16 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
-from watcher import __version__, exitcodes
+from watcher import __version__
 from watcher.actions.actions import ActionConfig, Actions
 from watcher.actions.annotate import Annotator
-from watcher.app import OnExit, Watcher
-from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
-from watcher.config.load import Config, ConfigError
+from watcher.config.load import Config
 from watcher.config.settings import WatcherSettings
 from watcher.kube.client import KubeApi
 from watcher.kube.event_reporter import EventReporter
@@ -28,12 +26,15 @@ from watcher.kube.monitor import KubeMonitor
 from watcher.kube.setup import open_api
 from watcher.logs.monitor import LogMonitor
 from watcher.monitor_setup import build_monitors
+from watcher.pipeline import OnExit, Pipeline
 from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.policy.rules import rule_views
 from watcher.probes.checks import client_session
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.server import HttpServer, build_app
+from watcher.runtime import Runtime
+from watcher.state.cursor_keeper import CursorKeeper
 from watcher.state.cursors import CursorSnapshot, CursorStore
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.state.monitor import StateMonitor
@@ -44,63 +45,31 @@ from watcher.workload.shared import SharedDir
 
 log = logging.getLogger("watcher")
 
-FINAL_SAVE_TIMEOUT = 1.0
-CursorSaver = Callable[[], Callable[[], object]]
-"""Takes a cursor snapshot on the loop and returns the blocking write."""
-
 
 async def serve(
     config: Config, stop: asyncio.Event, clock: Clock, on_exit: OnExit | None = None
 ) -> int:
     """Run the watcher until it decides to exit or ``stop`` is set; return the exit code.
 
-    After a clean stop everything is closed in order. After a decided exit (the restart
-    code) nothing is: the last words are written, and the caller exits at once."""
-    stack = contextlib.AsyncExitStack()
-    code = exitcodes.INTERNAL_ERROR
+    The resources opened here (the HTTP session, the API client) are the runtime's to
+    close: in order after a clean stop, not at all after a decided exit (the last words
+    are written, and the caller exits at once)."""
+    resources = contextlib.AsyncExitStack()
     try:
         settings = config.settings
         shared = open_launcher(settings.launcher_dir)
         session = None
         if settings.gpu == "dcgm" or any(probe.type == "http" for probe in settings.probes):
-            session = await stack.enter_async_context(client_session())
+            session = await resources.enter_async_context(client_session())
         api = await open_api(settings, os.environ)
         if api is not None:
-            stack.push_async_callback(api.close)
+            resources.push_async_callback(api.close)
         parts = Parts(clock, session, api, shared, os.environ)
-        watcher, save_cursors = build_watcher(config, parts, on_exit)
-        code = await _serve(config.settings, watcher, save_cursors, stop)
-        return code
-    finally:
-        if code in (exitcodes.CLEAN, exitcodes.INTERNAL_ERROR):
-            await stack.aclose()
-
-
-async def _serve(
-    settings: WatcherSettings, watcher: Watcher, save_cursors: CursorSaver, stop: asyncio.Event
-) -> int:
-    server = HttpServer(
-        build_app(watcher, watcher.metrics.registry), settings.http_host, settings.http_port
-    )
-    try:
-        port = await server.start()
-    except OSError as exc:
-        raise ConfigError(
-            [f"WATCHER_HTTP_PORT={settings.http_port}: cannot listen: {exc}"]
-        ) from None
-    fields = {**watcher.start_info, "port": port, "dry_run": settings.dry_run}
-    log.info("starting", extra={"fields": fields})
-    announcer = asyncio.create_task(_announce_ready(watcher, port, save_cursors), name="ready")
-    code = exitcodes.INTERNAL_ERROR
-    try:
-        code = await watcher.run(stop)
-    finally:
-        announcer.cancel()
-        if code == exitcodes.CLEAN:
-            await _final_save(save_cursors)
-        if code in (exitcodes.CLEAN, exitcodes.INTERNAL_ERROR):
-            await server.stop()
-    return code
+        runtime = build_runtime(config, parts, resources, on_exit)
+    except BaseException:
+        await resources.aclose()
+        raise
+    return await runtime.run(stop)
 
 
 @dataclass(frozen=True)
@@ -114,9 +83,12 @@ class Parts:
     environ: Mapping[str, str] | None = None
 
 
-def build_watcher(
-    config: Config, parts: Parts, on_exit: OnExit | None = None
-) -> tuple[Watcher, CursorSaver]:
+def build_runtime(
+    config: Config,
+    parts: Parts,
+    resources: contextlib.AsyncExitStack | None = None,
+    on_exit: OnExit | None = None,
+) -> Runtime:
     """Every part, wired; reads the state directory to decide where reading starts."""
     settings, clock, api, shared = config.settings, parts.clock, parts.api, parts.launcher
     assert settings.state_dir is not None  # guaranteed by load_config
@@ -140,10 +112,11 @@ def build_watcher(
         restarted_at = None if last is None else last.time
         monitors.all.append(_kube_monitor(settings, api, clock, restarted_at))
 
-    def save_cursors() -> Callable[[], object]:
+    def cursors() -> CursorSnapshot:
         files = log_monitor.cursors() if log_monitor is not None else {}
-        snapshot = CursorSnapshot(files, plan.acknowledged_restart)
-        return lambda: store.save(snapshot)
+        return CursorSnapshot(files, plan.acknowledged_restart)
+
+    keeper = CursorKeeper(cursors, store)
 
     actions = Actions(
         ActionConfig(
@@ -154,7 +127,7 @@ def build_watcher(
         ),
         ledger=ledger,
         clock=clock,
-        save_cursors=save_cursors,
+        save_cursors=keeper.writer,
         annotator=Annotator(None if api is None else api.annotate),
         events=None if events is None else events.drain,
         evict=None if api is None else api.evict,
@@ -166,7 +139,7 @@ def build_watcher(
         clock,
         foreign_gpu=None if monitors.gpu is None else monitors.gpu.foreign_gpu,
     )
-    watcher = Watcher(
+    pipeline = Pipeline(
         monitors=monitors.all,
         policy=policy,
         actions=actions,
@@ -174,13 +147,21 @@ def build_watcher(
         board=StatusBoard(clock),
         clock=clock,
         queue_size=settings.queue_size,
-        save_cursors=save_cursors,
         start_info={"mode": plan.mode, "rules": len(config.rules), "version": __version__},
-        cursors_moved=None if log_monitor is None else log_monitor.moved,
         on_exit=on_exit,
         reporters=() if events is None else (events,),
     )
-    return watcher, save_cursors
+    server = HttpServer(
+        build_app(pipeline, pipeline.metrics.registry), settings.http_host, settings.http_port
+    )
+    return Runtime(
+        pipeline,
+        server,
+        keeper,
+        cursors_moved=None if log_monitor is None else log_monitor.moved,
+        resources=resources,
+        dry_run=settings.dry_run,
+    )
 
 
 def _not_taken(ledger: Ledger, entry: LedgerEntry, clock: Clock) -> None:
@@ -245,16 +226,3 @@ def _policy_config(config: Config, *, can_evict: bool, can_fail: bool) -> Policy
         can_fail=can_fail,
         rules=rule_views(LogMonitor.name, config.rules),
     )
-
-
-async def _announce_ready(watcher: Watcher, port: int, save_cursors: CursorSaver) -> None:
-    await asyncio.gather(*(m.ready.wait() for m in watcher.monitors))
-    await _final_save(save_cursors)  # records that this start saw the last restart
-    log.info("ready", extra={"fields": {"port": port}})
-
-
-async def _final_save(save_cursors: CursorSaver) -> None:
-    try:
-        await call_with_deadline(save_cursors(), FINAL_SAVE_TIMEOUT, "cursors")
-    except (OSError, TimeoutError) as exc:
-        log.warning("cannot save read cursors: %s", exc)

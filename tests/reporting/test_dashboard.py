@@ -18,7 +18,7 @@ from tests.gpu.fake_smi import SCRIPT
 from watcher.clock import SystemClock
 from watcher.config.load import load_config
 from watcher.reporting.server import HttpServer, build_app
-from watcher.service import Parts, build_watcher
+from watcher.service import Parts, build_runtime
 from watcher.state.ledger import LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
 from watcher.workload.setup import open_launcher
@@ -76,7 +76,7 @@ async def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     (tmp_path / "state").mkdir()
     config = load_config()
     shared = open_launcher(config.settings.launcher_dir)
-    watcher, _ = build_watcher(config, Parts(SystemClock(), launcher=shared, environ={}))
+    watcher = build_runtime(config, Parts(SystemClock(), launcher=shared, environ={})).pipeline
     expected = {"log", "progress", "probes", "gpu", "workload", "state"}
     assert {m.name for m in watcher.monitors} == expected
     watcher.ledger.append(LedgerEntry("restart", "NcclError", 1.0, fault_class="transient"))

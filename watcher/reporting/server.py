@@ -87,6 +87,10 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self.port: int | None = None
 
+    @property
+    def requested_port(self) -> int:
+        return self._port
+
     async def start(self) -> int:
         """Bind and serve; returns the bound port (useful when 0 was asked for)."""
         await self._runner.setup()
@@ -98,6 +102,7 @@ class HttpServer:
                 self.guard.wrap(server), self._host, self._port, backlog=BACKLOG, reuse_address=True
             )
         except (OSError, UnicodeError) as exc:  # the message names the host as well
+            await self._runner.cleanup()
             errno = getattr(exc, "errno", None) or 0
             why = getattr(exc, "strerror", None) or str(exc)
             raise OSError(errno, f"WATCHER_HTTP_HOST={self._host!r}: {why}") from None
@@ -106,9 +111,11 @@ class HttpServer:
 
     async def stop(self) -> None:
         """Stop listening, drop every connection, and let aiohttp clean up (its
-        handlers have nothing left to wait for)."""
-        if self._server is not None:
-            self._server.close()
+        handlers have nothing left to wait for). A second call does nothing."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
         self.guard.abort_all()
         await self._runner.cleanup()
 

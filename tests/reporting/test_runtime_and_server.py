@@ -1,7 +1,10 @@
-"""The running watcher behind a real aiohttp server: endpoints, exit codes, queue overflow."""
+"""The runtime and its pipeline behind a real aiohttp server: endpoints, exit codes, the
+shutdown, queue overflow, a reporter that raises."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +15,17 @@ from prometheus_client import generate_latest
 from tests.conftest import FakeClock
 from tests.waiting import until
 from watcher.actions.actions import ActionConfig, Actions
-from watcher.app import Watcher
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.monitor import Emit
+from watcher.pipeline import Pipeline
 from watcher.policy.budget import BudgetConfig
 from watcher.policy.policy import Policy, PolicyConfig
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.reporters import Reporter
 from watcher.reporting.server import HttpServer, build_app
+from watcher.runtime import STOP_TIMEOUT, Runtime
+from watcher.state.cursor_keeper import CursorKeeper
+from watcher.state.cursors import CursorSnapshot, CursorStore
 from watcher.state.ledger import Ledger
 from watcher.types import Action, Decision, FaultClass, Finding, Severity
 
@@ -62,42 +68,63 @@ def finding(severity: Severity = Severity.FATAL, reason: str = "Boom") -> Findin
     return Finding("scripted", reason, severity, FaultClass.TRANSIENT, "it broke", 1.0, ("boom",))
 
 
+@dataclass
+class Served:
+    runtime: Runtime
+    pipeline: Pipeline
+    monitor: ScriptedMonitor
+    store: CursorStore
+    server: HttpServer
+    closed: list[str]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.runtime.port}"
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        async with asyncio.timeout(5):
+            return await self.runtime.run(stop or asyncio.Event())
+
+    async def started(self, stop: asyncio.Event) -> asyncio.Task[int]:
+        task = asyncio.create_task(self.runtime.run(stop))
+        await asyncio.wait_for(self.runtime.started.wait(), 5)
+        return task
+
+
 def build(
     tmp_path: Path,
     clock: FakeClock,
-    monitor: ScriptedMonitor,
+    monitor: ScriptedMonitor | None = None,
     queue_size: int = 10,
     reporters: Sequence[Reporter] = (),
-) -> Watcher:
+) -> Served:
+    monitor = monitor or ScriptedMonitor()
     ledger = Ledger(tmp_path, clock=clock)
     config = PolicyConfig(88, False, BudgetConfig(3, 3600), DEFAULT_ACTIONS, Action.HOLD)
-
-    def no_cursors() -> Callable[[], object]:
-        return lambda: None
-
+    store = CursorStore(tmp_path)
+    keeper = CursorKeeper(lambda: CursorSnapshot({}, "acknowledged"), store)
     actions = Actions(
-        ActionConfig(88, tmp_path / "term", 1.0),
-        ledger=ledger,
-        clock=clock,
-        save_cursors=no_cursors,
-    )
-    return Watcher(
+        ActionConfig(88, tmp_path / "term", 1.0), ledger=ledger, clock=clock,
+        save_cursors=keeper.writer,
+    )  # fmt: skip
+    pipeline = Pipeline(
         monitors=[monitor], policy=Policy(config, ledger, clock), actions=actions, ledger=ledger,
-        board=StatusBoard(clock), clock=clock, queue_size=queue_size, save_cursors=no_cursors,
+        board=StatusBoard(clock), clock=clock, queue_size=queue_size,
         start_info={"mode": "fresh"}, reporters=reporters,
     )  # fmt: skip
+    closed: list[str] = []
+    resources = contextlib.AsyncExitStack()
+    resources.callback(closed.append, "resources")
+    server = HttpServer(build_app(pipeline, pipeline.metrics.registry), "127.0.0.1", 0)
+    runtime = Runtime(pipeline, server, keeper, resources=resources)
+    return Served(runtime, pipeline, monitor, store, server, closed)
 
 
 @pytest.fixture
-async def served(
-    tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[tuple[Watcher, ScriptedMonitor, str]]:
-    monitor = ScriptedMonitor()
-    watcher = build(tmp_path, clock, monitor)
-    server = HttpServer(build_app(watcher, watcher.metrics.registry), "127.0.0.1", 0)
-    port = await server.start()
-    yield watcher, monitor, f"http://127.0.0.1:{port}"
-    await server.stop()
+async def served(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Served]:
+    served = build(tmp_path, clock)
+    yield served
+    await served.server.stop()
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -105,19 +132,13 @@ async def get(url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def run_until(watcher: Watcher, stop: asyncio.Event) -> int:
-    async with asyncio.timeout(5):
-        return await watcher.run(stop)
-
-
-async def test_fatal_finding_makes_run_return_the_restart_code(
-    served: tuple[Watcher, ScriptedMonitor, str],
-) -> None:
-    watcher, monitor, base = served
-    monitor.to_emit = [finding(Severity.WARNING, "Meh"), finding()]
-    monitor.go.set()
-    assert await run_until(watcher, asyncio.Event()) == 88
-    status, text = await get(f"{base}/metrics")
+async def test_fatal_finding_makes_run_return_the_restart_code(served: Served) -> None:
+    served.monitor.to_emit = [finding(Severity.WARNING, "Meh"), finding()]
+    served.monitor.go.set()
+    assert await served.run() == 88
+    assert served.closed == []  # a decided exit closes nothing: the process exits now
+    assert served.store.load() is not None  # the last words saved the cursors
+    status, text = await get(f"{served.base}/metrics")  # still up until the exit
     assert status == 200
     labels = 'fault_class="transient",reason="Boom",severity="fatal",source="scripted"'
     assert f"watcher_findings_total{{{labels}}} 1.0" in text
@@ -126,10 +147,11 @@ async def test_fatal_finding_makes_run_return_the_restart_code(
     assert 'watcher_build_info{version="0.1.0"} 1.0' in text
 
 
-async def test_readiness_health_and_status(served: tuple[Watcher, ScriptedMonitor, str]) -> None:
-    watcher, monitor, base = served
+async def test_readiness_health_and_status(served: Served) -> None:
+    monitor, watcher = served.monitor, served.pipeline
     stop = asyncio.Event()
-    task = asyncio.create_task(watcher.run(stop))
+    task = await served.started(stop)
+    base = served.base
     try:
         assert (await get(f"{base}/readyz"))[0] == 503
         monitor.to_emit = [finding(Severity.WARNING, "Meh")]
@@ -151,21 +173,67 @@ async def test_readiness_health_and_status(served: tuple[Watcher, ScriptedMonito
         assert await asyncio.wait_for(task, 5) == 0
 
 
-async def test_a_dying_monitor_ends_the_run_with_exit_1(tmp_path: Path, clock: FakeClock) -> None:
-    monitor = ScriptedMonitor()
-    monitor.fail = RuntimeError("observer thread died")
-    monitor.go.set()
-    assert await run_until(build(tmp_path, clock, monitor), asyncio.Event()) == 1
+async def test_a_dying_monitor_ends_the_run_with_exit_1_and_closes_everything(
+    served: Served,
+) -> None:
+    served.monitor.fail = RuntimeError("observer thread died")
+    served.monitor.go.set()
+    assert await served.run() == 1
+    assert served.closed == ["resources"]
+    assert served.pipeline.tasks.dead() == ["monitor-scripted"]
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await get(f"{served.base}/healthz")  # the server is closed
 
 
-async def test_stop_wins_and_gives_zero(tmp_path: Path, clock: FakeClock) -> None:
+async def test_a_stop_wins_gives_zero_and_saves_the_cursors(served: Served) -> None:
     stop = asyncio.Event()
     stop.set()
-    assert await run_until(build(tmp_path, clock, ScriptedMonitor()), stop) == 0
+    assert await served.run(stop) == 0
+    assert served.closed == ["resources"]
+    saved = served.store.load()
+    assert saved is not None and saved.acknowledged_restart == "acknowledged"
+
+
+class Stubborn(ScriptedMonitor):
+    """A monitor that will not stop: it swallows its cancellation and blocks on, until
+    the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.let_go = False
+
+    async def run(self, emit: Emit) -> None:
+        self.ready.set()
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if self.let_go:
+                    raise
+
+
+async def test_a_task_that_will_not_stop_cannot_hold_the_shutdown(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    stubborn = Stubborn()
+    served = build(tmp_path, clock, stubborn)
+    stop = asyncio.Event()
+    task = await served.started(stop)
+    stop.set()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await asyncio.wait_for(task, 10) == 0
+    assert loop.time() - began <= STOP_TIMEOUT + 0.5
+    assert served.closed == ["resources"]  # closed all the same, within the deadline
+    (left,) = [t for t in asyncio.all_tasks() if t.get_name() == "monitor-scripted"]
+    stubborn.let_go = True  # the test's own clean-up
+    left.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(left, 5)
 
 
 async def test_a_full_queue_drops_and_counts(tmp_path: Path, clock: FakeClock) -> None:
-    watcher = build(tmp_path, clock, ScriptedMonitor(), queue_size=2)
+    watcher = build(tmp_path, clock, ScriptedMonitor(), queue_size=2).pipeline
     for _ in range(5):
         watcher.emit(finding(Severity.WARNING))
     assert watcher.dropped == 3
@@ -173,9 +241,12 @@ async def test_a_full_queue_drops_and_counts(tmp_path: Path, clock: FakeClock) -
 
 
 async def test_metrics_answer_in_the_format_and_encoding_the_scraper_asks_for(
-    served: tuple[Watcher, ScriptedMonitor, str],
+    served: Served,
 ) -> None:
-    watcher, monitor, base = served
+    watcher, monitor = served.pipeline, served.monitor
+    stop = asyncio.Event()
+    task = await served.started(stop)
+    base = served.base
     watcher.emit(finding(Severity.WARNING, "Meh"))
     accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
     headers = {"Accept": accept, "Accept-Encoding": "gzip"}
@@ -196,6 +267,8 @@ async def test_metrics_answer_in_the_format_and_encoding_the_scraper_asks_for(
     assert 'watcher_monitor_up{monitor="scripted"} 1.0' in text
     monitor.ok = False
     assert 'watcher_monitor_up{monitor="scripted"} 0.0' in (await get(f"{base}/metrics"))[1]
+    stop.set()
+    assert await asyncio.wait_for(task, 5) == 0
 
 
 class Broken:
@@ -213,11 +286,14 @@ class Broken:
 async def test_a_reporter_that_raises_is_counted_and_the_watcher_still_acts(
     tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monitor = ScriptedMonitor()
-    watcher = build(tmp_path, clock, monitor, reporters=(Broken(),))
-    monitor.to_emit = [finding(Severity.WARNING, "Meh"), finding()]
-    monitor.go.set()
-    assert await run_until(watcher, asyncio.Event()) == 88  # it acted all the same
+    served = build(tmp_path, clock, reporters=(Broken(),))
+    watcher = served.pipeline
+    served.monitor.to_emit = [finding(Severity.WARNING, "Meh"), finding()]
+    served.monitor.go.set()
+    try:
+        assert await served.run() == 88  # it acted all the same
+    finally:
+        await served.server.stop()
     assert watcher.reporters.failures == {"broken": 4}  # two findings, two decisions
     assert [e.action for e in watcher.ledger.entries] == ["restart"]
     complaints = [r for r in caplog.records if "reporter broken failed" in r.getMessage()]
