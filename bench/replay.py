@@ -1,4 +1,5 @@
-"""`python -m bench.replay [--size-mb N] [--runs N] [--smoke]`: offline replay against grep.
+"""`python -m bench.replay [--size-mb N] [--runs N] [--smoke] [--against DIR]`: offline replay
+against grep.
 
 Runs `pod-watcher replay --format json` (the built-in packs, as shipped) over a seeded
 training log with planted fatal lines and over an all-`NCCL INFO` log, and `grep -E -c
@@ -6,10 +7,15 @@ training log with planted fatal lines and over an all-`NCCL INFO` log, and `grep
 throughput with the replay's start-up (measured on an empty file) subtracted, the ratio
 to grep, and the replay's peak memory. Fails (exit 1) unless the replay finds exactly
 the planted fatal lines, and nothing fatal in the NCCL INFO log.
+
+`--against DIR` also replays, in each run beside the others, with the watcher of DIR (a
+checkout of an earlier commit, e.g. `git worktree add /tmp/before <commit>`), so that a
+change's effect on the ratio to grep is measured in one run, not across days.
 """
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,10 +38,11 @@ def planted_lines(path: Path) -> set[int]:
 
 
 def replay(
-    path: Path, env: dict[str, str] | None = None
+    path: Path, env: dict[str, str] | None = None, tree: Path | None = None
 ) -> tuple[float, list[dict[str, object]], int]:
     """Wall seconds, the JSON findings, and the child's peak RSS in KiB; ``env`` is the
-    child's whole environment (default: ours)."""
+    child's whole environment (default: ours); ``tree`` the checkout whose watcher runs
+    (default: the installed one)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     result = subprocess.run(
@@ -44,7 +51,8 @@ def replay(
         text=True,
         timeout=1200,
         check=False,
-        env=env,
+        env=env if tree is None else {**(env or os.environ), "PYTHONPATH": str(tree)},
+        cwd=tree,  # `python -m` puts the working directory first on sys.path
     )
     took = time.perf_counter() - started
     if result.returncode not in (0, 1):
@@ -62,36 +70,58 @@ UNMEASURABLE: Final = 0.25
 noise (a loaded machine moves start-up by more): no figure then."""
 
 
-def measure(path: Path, runs: int, empty: Path, expected: set[int]) -> dict[str, float | None]:
+def measure(
+    path: Path, runs: int, empty: Path, expected: set[int], against: Path | None = None
+) -> dict[str, float | None]:
     """Replay and grep ``runs`` times, interleaved; each replay's start-up is measured on
-    ``empty`` right before it and subtracted."""
+    ``empty`` right before it and subtracted. With ``against``, that tree's replay runs in
+    each round too (its findings are not judged: an older rule set may differ)."""
     size = path.stat().st_size
     ours: list[float] = []
+    theirs: list[float] = []
     greps: list[float] = []
     peak = 0
     for _ in range(runs):
-        startup = replay(empty)[0]
-        took, findings, peak = replay(path)
+        findings, peak = _timed(path, empty, ours)
         found = fatal_lines(findings)
         if found != expected:
             missing, extra = sorted(expected - found), sorted(found - expected)
             raise scan.CorrectnessError(f"{path.name}: missed lines {missing}, extra {extra}")
-        if took - startup > UNMEASURABLE * took:
-            ours.append(took - startup)
+        if against is not None:
+            _timed(path, empty, theirs, against)
         greps.append(scan.grep_count(path)[1])
-    ours_mb_s = size / statistics.median(ours) / MB if ours else None
     grep_mb_s = size / statistics.median(greps) / MB
-    return {
+    result: dict[str, float | None] = {
         "size_mb": size / MB,
-        "replay_mb_s": ours_mb_s,
         "grep_mb_s": grep_mb_s,
-        "ratio": None if ours_mb_s is None else ours_mb_s / grep_mb_s,
         "fatal_lines": len(expected),
         "peak_rss_mib": peak / 1024,
     }
+    result.update(_speed("replay", size, ours, grep_mb_s))
+    if against is not None:
+        result.update(_speed("against", size, theirs, grep_mb_s))
+    return result
 
 
-def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
+def _timed(
+    path: Path, empty: Path, into: list[float], tree: Path | None = None
+) -> tuple[list[dict[str, object]], int]:
+    """One replay of ``path`` by ``tree``'s watcher, its start-up (on ``empty``, just
+    before) subtracted, kept in ``into`` when what is left is measurable."""
+    startup = replay(empty, tree=tree)[0]
+    took, findings, peak = replay(path, tree=tree)
+    if took - startup > UNMEASURABLE * took:
+        into.append(took - startup)
+    return findings, peak
+
+
+def _speed(name: str, size: int, seconds: list[float], grep_mb_s: float) -> dict[str, float | None]:
+    mb_s = size / statistics.median(seconds) / MB if seconds else None
+    ratio = None if mb_s is None else mb_s / grep_mb_s
+    return {f"{name}_mb_s": mb_s, "ratio" if name == "replay" else f"{name}_ratio": ratio}
+
+
+def run(size_mb: float, runs: int, workdir: Path, against: Path | None = None) -> dict[str, object]:
     empty = workdir / "empty.log"
     empty.touch()
     startup = statistics.median(replay(empty)[0] for _ in range(3))
@@ -101,8 +131,9 @@ def run(size_mb: float, runs: int, workdir: Path) -> dict[str, object]:
     expected = planted_lines(main)
     return {
         "startup_s": startup,
-        "training log": measure(main, runs, empty, expected),
-        "NCCL INFO only": measure(info, runs, empty, set()),
+        "training log": measure(main, runs, empty, expected, against),
+        "NCCL INFO only": measure(info, runs, empty, set(), against),
+        "against": None if against is None else str(against),
     }
 
 
@@ -112,11 +143,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="2 MB, one run (for CI)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--against", type=Path, help="also replay with this tree's watcher")
     args = parser.parse_args()
+    if args.against is not None:
+        args.against = args.against.resolve()
+    if args.against is not None and not (args.against / "watcher" / "__main__.py").is_file():
+        parser.error(f"--against {args.against}: no watcher/__main__.py there")
     size, runs = (2.0, 1) if args.smoke else (args.size_mb, args.runs)
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         try:
-            results = run(size, runs, Path(tmp))
+            results = run(size, runs, Path(tmp), args.against)
         except scan.CorrectnessError as exc:
             print(f"CORRECTNESS FAILURE: {exc}", file=sys.stderr)
             sys.exit(1)
@@ -165,6 +201,14 @@ def measured_summary(results: dict[str, object]) -> str:
             f"{label:15s} {r['size_mb']:6.1f} MB  {speed}  fatal lines {r['fatal_lines']} "
             f"(all found, none extra)  peak RSS {r['peak_rss_mib']:.0f} MiB"
         )
+        if results.get("against"):
+            theirs = r.get("against_ratio")
+            figure = (
+                "no figure"
+                if theirs is None
+                else (f"{r['against_mb_s']:6.0f} MB/s  ratio {theirs:.2f}x")
+            )
+            lines.append(f"{'':15s} against {results['against']}: {figure}")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """A smoke run of the benchmark checks that it works and says only that: no figures, no
 verdicts, since at its size start-up and timer resolution are all it would measure."""
 
+import json
 import re
 import subprocess
 import sys
@@ -30,6 +31,28 @@ def test_replay_smoke_reports_its_checks_and_no_figures() -> None:
     assert "ok  replay training log, 2.0 MB: exactly the 20 planted fatal lines" in done.stdout
     assert "ok  replay NCCL INFO only, 1.0 MB: nothing fatal" in done.stdout
     assert not FIGURE.search(done.stdout), done.stdout
+
+
+@pytest.mark.slow
+def test_replay_against_an_earlier_tree_runs_that_trees_watcher(tmp_path: Path) -> None:
+    tree = tmp_path / "before"
+    (tree / "watcher").mkdir(parents=True)
+    (tree / "watcher" / "__init__.py").touch()
+    runs = tmp_path / "runs"  # each replay by that tree's watcher adds a line here
+    (tree / "watcher" / "__main__.py").write_text(
+        f"with open({str(runs)!r}, 'a') as f:\n    f.write('ran\\n')\n"
+    )
+    out = tmp_path / "replay.json"
+    done = bench("bench.replay", "--smoke", "--against", str(tree), "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    assert runs.read_text().count("ran") == 4  # start-up and replay, for each of two logs
+    results = json.loads(out.read_text())
+    assert results["against"] == str(tree)
+    for label in ("training log", "NCCL INFO only"):
+        assert {"replay_mb_s", "ratio", "against_mb_s", "against_ratio"} <= set(results[label])
+    refused = bench("bench.replay", "--smoke", "--against", str(tmp_path))
+    assert refused.returncode == 2
+    assert f"--against {tmp_path}: no watcher/__main__.py there" in refused.stderr
 
 
 @pytest.mark.slow
