@@ -36,11 +36,11 @@ from pathlib import Path
 from tests.conftest import FIXTURES
 from tests.gpu.fake_pynvml import FakeNvml, h100s
 from tests.gpu.fake_smi import SCRIPT
-from watcher.gpu.backend_dcgm import DcgmBackend
-from watcher.gpu.backend_nvml import NvmlBackend
-from watcher.gpu.backend_smi import SmiBackend
+from watcher.gpu.backends.dcgm import DcgmBackend
+from watcher.gpu.backends.nvml import NvmlBackend
+from watcher.gpu.backends.smi import SmiBackend
+from watcher.gpu.formats.smi_csv import QUERY_FIELDS
 from watcher.gpu.model import Snapshot
-from watcher.gpu.parse_smi_csv import QUERY_FIELDS
 
 INTERVAL = 10.0
 WARMUP = 3
