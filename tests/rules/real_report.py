@@ -5,8 +5,10 @@ the check part and both; then per rule, how many fatal excerpts it fires on (fir
 finding or not) and how many benign ones. ``--rules naive`` scores the one-line baseline
 ``(?i)error|fail|fatal|exception|traceback`` instead of the built-in packs, ``--misses``
 lists the fatal excerpts nothing caught and the benign ones something did, ``--reasons``
-the caught ones whose first finding is not the expected reason. ``--write-stats``
-regenerates `watcher/rules/corpus_stats.json`, which `pod-watcher rules` shows.
+the caught ones whose first finding is not the expected reason. ``--file fresh2.yaml``
+scores the excerpts of one file of the corpus only (a held-out batch's own figures).
+``--write-stats`` regenerates `watcher/rules/corpus_stats.json`, which `pod-watcher rules`
+shows, always from the whole corpus.
 """
 
 import argparse
@@ -162,10 +164,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rules", choices=("packs", "naive"), default="packs")
     parser.add_argument("--misses", choices=("tune", "check", "both"))
     parser.add_argument("--reasons", action="store_true")
+    parser.add_argument("--file", help="score only the excerpts of this corpus file")
     parser.add_argument("--write-stats", action="store_true")
     args = parser.parse_args(argv)
     rules = (NAIVE,) if args.rules == "naive" else effective_rules(["all"], [], [])
-    verdicts = list(judge(rules, load()))
+    excerpts = load()
+    if args.file:
+        if args.write_stats:
+            parser.error("--write-stats is for the whole corpus, not --file")
+        excerpts = tuple(e for e in excerpts if e.file == args.file)
+        if not excerpts:
+            parser.error(f"no excerpt comes from {args.file}")
+    verdicts = list(judge(rules, excerpts))
     if args.write_stats:
         if args.rules != "packs":
             parser.error("--write-stats is for the built-in packs")
