@@ -1,0 +1,53 @@
+"""The gang monitor, built from the settings and the API client (None when off)."""
+
+from collections.abc import Mapping
+
+from watcher.clock import Clock
+from watcher.config.gang import GangSettings, gang_index
+from watcher.gang.coordinator import Coordinator
+from watcher.gang.jobset import JobSetCoordinator
+from watcher.gang.lease import LeaseCoordinator
+from watcher.gang.monitor import GangMonitor
+from watcher.gang.reasons import FOLLOW, GANG_KEY, GENERATION
+from watcher.kube.client import KubeApi
+from watcher.kube.watch import WatchConfig
+from watcher.state.ledger import LedgerEntry
+
+
+def build_gang(
+    settings: GangSettings,
+    api: KubeApi | None,
+    clock: Clock,
+    environ: Mapping[str, str],
+    last_restart: LedgerEntry | None = None,
+) -> GangMonitor | None:
+    """``last_restart``: the restart this start follows, if the watcher asked for it."""
+    if settings.gang == "off" or api is None or settings.gang_name is None:
+        return None
+    config = WatchConfig(api_timeout=api.timeout)
+    coordinator: Coordinator
+    if settings.gang == "jobset":
+        coordinator = JobSetCoordinator(
+            api, settings.gang_name, config, _early(last_restart, api, settings.gang_name)
+        )
+    else:
+        assert settings.gang_size is not None  # the settings' validation
+        index = gang_index(settings, environ)
+        coordinator = LeaseCoordinator(
+            api,
+            settings.gang_name,
+            config,
+            size=settings.gang_size,
+            aggregate=settings.selector() if index == 0 else None,
+        )
+    return GangMonitor(coordinator, clock, barrier_timeout=settings.gang_barrier_timeout)
+
+
+def _early(entry: LedgerEntry | None, api: KubeApi, name: str) -> int | None:
+    """The attempt a restart this Pod decided wrote early on its Pod, if it did."""
+    if entry is None or entry.details.get(FOLLOW):
+        return None
+    if entry.details.get(GANG_KEY) != f"jobset/{api.pod.namespace}/{name}":
+        return None
+    generation = entry.details.get(GENERATION)
+    return generation if isinstance(generation, int) else None
