@@ -1,8 +1,11 @@
 """End to end, JobSet mode: N watcher processes, each the in-place restart agent of its own
 fake Pod, with the fake JobSet controller moving the JobSet's attempts."""
 
+from pathlib import Path
+
 import pytest
 
+from tests.e2e.process import run_command
 from tests.e2e.workload import NCCL_TIMEOUT, append
 from tests.gang.cluster import Gang, port_of, wait_for
 from tests.gang.conftest import MakeGang
@@ -134,3 +137,20 @@ def test_a_stalled_api_during_a_gang_restart_ends_in_defined_states(make_gang: M
     gang.wait_all_ready(60)
     wait_for(lambda: gang.jobset_status().get("currentInPlaceRestartAttempt") == 1, 10,
              "attempt 1 everywhere", gang)  # fmt: skip
+
+
+def test_a_gang_without_api_access_is_a_configuration_error(tmp_path: Path) -> None:
+    env = {
+        "WATCHER_LOG_PATHS": str(tmp_path / "*.log"),
+        "WATCHER_STATE_DIR": str(tmp_path / "state"),
+        "WATCHER_TERMINATION_LOG": "",
+        "WATCHER_HTTP_PORT": "0",
+        "WATCHER_GPU": "off",
+        "WATCHER_GANG": "jobset",
+        "WATCHER_GANG_NAME": "js",
+        "WATCHER_POD_NAME": "js-rj-0-0",  # but no KUBECONFIG, no service account
+        "KUBECONFIG": "",
+    }
+    result = run_command(["run"], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "WATCHER_GANG=jobset needs the Kubernetes API" in result.stderr
