@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.e2e.conftest import launched_from
 from tests.e2e.process import Record, WatcherProcess
 from tests.e2e.workload import Paths
+from tests.kube.api_answers import Obj
 from tests.kube.fake_api import ThreadedFakeApi, write_kubeconfig
 from tests.kube.fake_jobset import FakeJobSetController, in_place_jobset, jobset_pod
 from tests.kube.manifests import WATCHER, restart_in_place
@@ -37,6 +38,11 @@ class Gang:
     size: int
     mode: str = "jobset"
     extra: dict[str, str] = field(default_factory=dict)
+    max_restarts: int = 3
+    """The JobSet's maxRestarts and each watcher's WATCHER_MAX_RESTARTS."""
+    launcher: bool = True
+    """Each watcher with a launcher directory (`fail` needs it); without, a watcher uses
+    two inotify instances instead of four (the per-user limit is often 128)."""
     members: list[Member] = field(default_factory=list)
     controller: FakeJobSetController | None = None
     _started: list[WatcherProcess] = field(default_factory=list)
@@ -46,7 +52,11 @@ class Gang:
         self.root.mkdir(parents=True, exist_ok=True)
         config = write_kubeconfig(self.root / "kubeconfig", self.api.url, "fake-token")
         if self.mode == "jobset":
-            self.api.api.put(in_place_jobset(JOBSET, replicas=1, parallelism=self.size))
+            self.api.api.put(
+                in_place_jobset(
+                    JOBSET, replicas=1, parallelism=self.size, max_restarts=self.max_restarts
+                )
+            )
             self.controller = FakeJobSetController(self.api.api)
             self.api.run(self.controller.start())
         for index in range(self.size):
@@ -60,22 +70,25 @@ class Gang:
         (logs / "train.log").write_text("", "utf-8")
         paths = Paths(home, logs, logs / "train.log", home / "state", home / "termination-log")
         launcher = home / "pw"
-        env = paths.env(
-            KUBECONFIG=str(config),
-            WATCHER_POD_NAMESPACE="default",
-            WATCHER_CONTAINER_NAME=WATCHER,
-            WATCHER_API_TIMEOUT="1",
-            WATCHER_LAUNCHER_DIR=str(launcher),
-            WATCHER_GANG=self.mode,
-            WATCHER_GANG_NAME=JOBSET if self.mode == "jobset" else LEASE,
-            **self.extra,
+        env = (
+            paths.env(
+                KUBECONFIG=str(config),
+                WATCHER_POD_NAMESPACE="default",
+                WATCHER_CONTAINER_NAME=WATCHER,
+                WATCHER_API_TIMEOUT="1",
+                WATCHER_LAUNCHER_DIR=str(launcher) if self.launcher else "",
+                WATCHER_GANG=self.mode,
+                WATCHER_MAX_RESTARTS=str(min(100, self.max_restarts)),
+                WATCHER_GANG_NAME=JOBSET if self.mode == "jobset" else LEASE,
+            )
+            | self.extra
         )
         pod = jobset_pod(JOBSET, index)
         pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] = LEASE
         env["WATCHER_POD_NAME"] = pod["metadata"]["name"]
         if self.mode == "lease":
             env |= {"WATCHER_GANG_SIZE": str(self.size), "WATCHER_GANG_INDEX": str(index)}
-        self.api.api.put(launched_from(pod, env))
+        self.api.api.put(launched_from(pod, env) if self.launcher else without_launcher(pod))
         return Member(index, pod["metadata"]["name"], paths, env)
 
     def start(self, member: Member, **env: str) -> WatcherProcess:
@@ -121,6 +134,16 @@ class Gang:
     def close(self) -> None:
         for process in self._started:
             process.close()
+
+
+def without_launcher(pod: Obj) -> Obj:
+    """The Pod with its trainer run directly, under its own restart rule (JobSet's example)."""
+    rule = {"action": "RestartAllContainers", "exitCodes": {"operator": "NotIn", "values": [0]}}
+    for entry in pod["spec"]["containers"]:
+        if entry["name"] == "trainer":
+            entry |= {"command": ["python", "train.py"], "restartPolicy": "Never"}
+            entry["restartPolicyRules"] = [rule]
+    return pod
 
 
 def port_of(process: WatcherProcess, timeout: float = 30.0) -> int:

@@ -55,3 +55,8 @@ def test_the_barrier_holds_until_every_pod_arrived_then_fails_at_its_deadline(
     assert "GangBarrierDeadline" in status["stopped_acting"]
     assert first.get("/readyz")[0] == 503
     assert BARRIER not in (lease_annotations(gang) if gang.api.api.get("leases", LEASE) else {})
+    late = gang.start(gang.members[-1])  # the last Pod arrives after the deadline
+    late.wait_ready(60)  # its barrier lifts (the aggregator wrote it) ...
+    assert lease_annotations(gang)[BARRIER] == "0"
+    assert first.get("/readyz")[0] == 503  # ... but a Pod that failed stays failed
+    assert first.status()["state"] == "failing"

@@ -169,3 +169,24 @@ async def test_the_lease_gang_lifts_restarts_and_lifts_again(
         assert lease is not None and lease["metadata"]["annotations"][GENERATION] == "1"
         await gang[1].monitor.coordinator.early_write()  # a second decider: no write
         assert (fake_api.counts() - before)["leases.update"] == 1
+
+
+async def test_a_restarted_lease_member_bumps_at_its_start_when_its_early_bump_failed(
+    fake_api: FakeApi, kubeconfig: Path
+) -> None:
+    """Its ledger says its restart moved the gang to 1, the Lease still says 0: the bump
+    of its last words did not get through (API down), so its start does it."""
+    fake_api.put(jobset_pod("js", 0))
+    api = await connect("js-rj-0-0", "default", 2.0, {"KUBECONFIG": str(kubeconfig)})
+    try:
+        coordinator = LeaseCoordinator(api, "gang", CONFIG, size=2, aggregate=None, resume=1)
+        await coordinator.join(None)
+        assert coordinator.own == 1
+        lease = fake_api.get("leases", "gang")
+        assert lease is not None and lease["metadata"]["annotations"][GENERATION] == "1"
+        again = LeaseCoordinator(api, "gang", CONFIG, size=2, aggregate=None, resume=1)
+        await again.join(lease)  # the bump went through: nothing more is written
+        assert again.own == 1 and fake_api.counts()["leases.create"] == 1
+        assert fake_api.counts()["leases.update"] == 0
+    finally:
+        await api.close()

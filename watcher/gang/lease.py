@@ -38,9 +38,12 @@ class LeaseCoordinator:
         *,
         size: int,
         aggregate: str | None,
+        resume: int | None = None,
     ) -> None:
-        """``aggregate``: the label selector of the gang's Pods, for the aggregator."""
+        """``aggregate``: the label selector of the gang's Pods, for the aggregator;
+        ``resume``: the generation this Pod's last restart moved the gang to (ledger)."""
         self._api = api
+        self._resume = resume
         self._ref = lease(api.pod.namespace, name)
         self.key = f"lease/{api.pod.namespace}/{name}"
         self.watch = ObjectWatch(api.api_client, self._ref, config)
@@ -56,6 +59,12 @@ class LeaseCoordinator:
 
     async def join(self, obj: Obj | None) -> dict[str, Any] | None:
         generation = generation_of(obj)
+        if self._resume == generation + 1:  # the early bump did not happen: bump now
+            bump = await bump_generation(
+                self._api.api_client, self._ref, generation, latest=obj,
+                api_timeout=self._config.api_timeout,
+            )  # fmt: skip
+            generation = bump.generation
         pod = await self._api.annotate({ARRIVAL: str(generation)})
         self.own = generation
         return pod

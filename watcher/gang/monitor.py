@@ -36,6 +36,8 @@ class GangMonitor:
         self.state = "joining"
         self.lost: str | None = None
         self._restart: Edge | None = None
+        self._expired = False
+        """The barrier deadline passed: the Pod fails, the barrier never lifts after it."""
         self._pod: asyncio.Future[dict[str, Any] | None] | None = None
         self._emit: Emit = lambda finding: None
 
@@ -93,7 +95,8 @@ class GangMonitor:
     def _edge(self, edge: Edge | None) -> None:
         if edge is None:
             return
-        if edge.kind == "lifted" and not self.ready.is_set() and self._restart is None:
+        settled = self.ready.is_set() or self._restart is not None or self._expired
+        if edge.kind == "lifted" and not settled:
             self.state = f"running at generation {edge.generation}"
             self.ready.set()
             self._report(reasons.BARRIER_LIFTED, Severity.INFO, edge.why, edge.generation)
@@ -107,6 +110,7 @@ class GangMonitor:
         await asyncio.sleep(self._barrier_timeout)
         if self.ready.is_set() or self._restart is not None:
             return
+        self._expired = True
         self.state = "barrier deadline passed"
         why = (
             f"the barrier did not lift within {self._barrier_timeout:g}s "

@@ -27,9 +27,8 @@ def build_gang(
     config = WatchConfig(api_timeout=api.timeout)
     coordinator: Coordinator
     if settings.gang == "jobset":
-        coordinator = JobSetCoordinator(
-            api, settings.gang_name, config, _early(last_restart, api, settings.gang_name)
-        )
+        resume = _early(last_restart, f"jobset/{api.pod.namespace}/{settings.gang_name}")
+        coordinator = JobSetCoordinator(api, settings.gang_name, config, resume)
     else:
         assert settings.gang_size is not None  # the settings' validation
         index = gang_index(settings, environ)
@@ -39,15 +38,14 @@ def build_gang(
             config,
             size=settings.gang_size,
             aggregate=settings.selector() if index == 0 else None,
+            resume=_early(last_restart, f"lease/{api.pod.namespace}/{settings.gang_name}"),
         )
     return GangMonitor(coordinator, clock, barrier_timeout=settings.gang_barrier_timeout)
 
 
-def _early(entry: LedgerEntry | None, api: KubeApi, name: str) -> int | None:
-    """The attempt a restart this Pod decided wrote early on its Pod, if it did."""
-    if entry is None or entry.details.get(FOLLOW):
-        return None
-    if entry.details.get(GANG_KEY) != f"jobset/{api.pod.namespace}/{name}":
+def _early(entry: LedgerEntry | None, key: str) -> int | None:
+    """The generation a restart this Pod decided moved the gang to (its early write)."""
+    if entry is None or entry.details.get(FOLLOW) or entry.details.get(GANG_KEY) != key:
         return None
     generation = entry.details.get(GENERATION)
     return generation if isinstance(generation, int) else None
