@@ -79,7 +79,13 @@ async def _no_leftover_tasks() -> AsyncIterator[None]:
 
 LEAKING_PREFIXES = ("WATCHER_", "POD_WATCHER_")
 LEAKING = frozenset(
-    ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NVIDIA_VISIBLE_DEVICES")
+    (
+        "KUBECONFIG",
+        "KUBERNETES_SERVICE_HOST",
+        "KUBERNETES_SERVICE_PORT",
+        "NVIDIA_VISIBLE_DEVICES",
+        "JOB_COMPLETION_INDEX",
+    )
 )
 """What the watcher, the launcher and the Kubernetes client read from the environment: a
 shell that sets any of them (an operator's WATCHER_GPU=off) must not change a test.

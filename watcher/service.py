@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -17,8 +18,10 @@ from watcher import __version__
 from watcher.actions.actions import ActionConfig, Actions
 from watcher.actions.annotate import Annotator
 from watcher.clock import Clock
-from watcher.config.load import Config
+from watcher.config.load import Config, ConfigError
 from watcher.config.settings import WatcherSettings
+from watcher.gang.monitor import GangMonitor
+from watcher.gang.setup import build_gang
 from watcher.kube.client import KubeApi
 from watcher.kube.event_reporter import EventReporter
 from watcher.kube.events import EventPoster
@@ -64,6 +67,13 @@ async def serve(
         api = await open_api(settings, os.environ)
         if api is not None:
             resources.push_async_callback(api.close)
+        elif settings.gang != "off":
+            raise ConfigError(
+                [
+                    f"WATCHER_GANG={settings.gang} needs the Kubernetes API, which is off "
+                    "(see the log line above: KUBECONFIG or an in-cluster service account)"
+                ]
+            )
         parts = Parts(clock, session, api, shared, os.environ)
         runtime = build_runtime(config, parts, resources, on_exit)
     except BaseException:
@@ -107,10 +117,14 @@ def build_runtime(
     if api is not None:
         poster = EventPoster(api, clock, settings.container_name)
         events = EventReporter(poster, settings.restart_exit_code)
+    last = requested_restart(ledger) if plan.mode == "after_restart" else None
+    environ = os.environ if parts.environ is None else parts.environ
+    gang = build_gang(settings, api, clock, environ, last)
+    if gang is not None:
+        monitors.all.append(gang)
     if api is not None:
-        last = requested_restart(ledger) if plan.mode == "after_restart" else None
         restarted_at = None if last is None else last.time
-        monitors.all.append(_kube_monitor(settings, api, clock, restarted_at))
+        monitors.all.append(_kube_monitor(settings, api, clock, restarted_at, gang))
 
     def cursors() -> CursorSnapshot:
         files = log_monitor.cursors() if log_monitor is not None else {}
@@ -132,6 +146,7 @@ def build_runtime(
         events=None if events is None else events.drain,
         evict=None if api is None else api.evict,
         launcher=shared,
+        gang=None if gang is None else gang.coordinator,
     )
     policy = Policy(
         _policy_config(config, can_evict=api is not None, can_fail=shared is not None),
@@ -195,7 +210,14 @@ def _kube_monitor(
     api: KubeApi,
     clock: Clock,
     restarted_at: float | None,
+    gang: GangMonitor | None = None,
 ) -> KubeMonitor:
+    timeout = settings.gang_barrier_timeout
+
+    async def first_read() -> dict[str, Any] | None:
+        assert gang is not None
+        return await gang.pod_read(timeout)
+
     return KubeMonitor(
         api,
         clock,
@@ -204,6 +226,7 @@ def _kube_monitor(
         restarted_at=restarted_at,
         verify_timeout=settings.verify_restart_timeout,
         launcher_dir=None if settings.launcher_dir is None else str(settings.launcher_dir),
+        first_read=None if gang is None else first_read,
     )
 
 

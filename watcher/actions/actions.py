@@ -17,12 +17,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from watcher.actions.annotate import Annotator
 from watcher.actions.termination import termination_message, write_termination_log
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
+from watcher.gang import reasons as gang
 from watcher.kube.client import ApiError
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import (
@@ -66,6 +67,21 @@ class Outcome:
     recorded and so not taken."""
 
 
+class GangHook(Protocol):
+    """The gang's early write (`watcher.gang`), for a restart this Pod decided."""
+
+    key: str
+
+    def next_generation(self) -> int | None:
+        """The generation this restart moves the gang to."""
+
+    def early_annotations(self) -> Mapping[str, str]:
+        """What the last words' patch of the own Pod carries too (JobSet: the attempt)."""
+
+    async def early_write(self) -> None:
+        """Any further write (Lease: the bump), each request under the API timeout."""
+
+
 EventsDrain = Callable[[float], Awaitable[None]]
 """Wait, at most that many seconds, until the Events of earlier decisions are posted."""
 
@@ -85,8 +101,10 @@ class Actions:
         events: EventsDrain | None = None,
         evict: Callable[[], Awaitable[None]] | None = None,
         launcher: SharedDir | None = None,
+        gang: GangHook | None = None,
     ) -> None:
         self._config = config
+        self._gang = gang
         self._ledger = ledger
         self._clock = clock
         self._save_cursors = save_cursors
@@ -127,13 +145,16 @@ class Actions:
         refused = await self._first_record(entry, deadline)
         if refused is not None:
             return Outcome(setback=refused)
+        steps: list[Coroutine[Any, Any, None]] = []
+        if self._gang is not None and not decision.details.get(gang.FOLLOW):
+            steps.append(self._gang.early_write())  # the gang learns before this Pod restarts
         log.error(
             "exiting %d: %s",
             self._config.restart_exit_code,
             decision.explanation,
             extra={"fields": {**_fields(decision), "ledger_id": entry.id}},
         )
-        steps = [self._drain_events(deadline), self._annotate(decision, entry)]
+        steps = [*steps, self._drain_events(deadline), self._annotate(decision, entry)]
         if decision.verdict is None:
             steps.append(self._verdict(replace(decision, verdict="restart"), self._left(deadline)))
         steps += self._files(decision, entry, deadline, cursors=True)
@@ -273,7 +294,15 @@ class Actions:
         return replace(decision, details={**decision.details, "launcher_start": latest})
 
     async def _annotate(self, decision: Decision, entry: LedgerEntry) -> None:
-        await self._annotator.annotate(decision, entry, self._restart_number(decision))
+        """The Pod's annotations; for a restart this Pod decided in a gang, the same patch
+        carries the gang's early write. A Pod following its gang writes nothing: the one
+        that decided did."""
+        if decision.details.get(gang.FOLLOW):
+            return
+        extra: Mapping[str, str] = {}
+        if self._gang is not None and decision.action is Action.RESTART:
+            extra = self._gang.early_annotations()
+        await self._annotator.annotate(decision, entry, self._restart_number(decision), extra)
 
     async def _drain_events(self, deadline: float) -> None:
         if self._events is not None:
@@ -331,8 +360,16 @@ class Actions:
             file=finding.file,
             offset=finding.offset,
             exit_code=exit_code,
-            details={**decision.details, **_observed(decision)},
+            details={**decision.details, **_observed(decision), **self._gang_marks(decision)},
         )
+
+    def _gang_marks(self, decision: Decision) -> dict[str, object]:
+        """The gang restart a restart this Pod decided makes (the budget counts it once)."""
+        if self._gang is None or decision.action is not Action.RESTART:
+            return {}
+        if gang.GENERATION in decision.details:
+            return {}
+        return {gang.GANG_KEY: self._gang.key, gang.GENERATION: self._gang.next_generation()}
 
 
 def _observed(decision: Decision) -> Mapping[str, object]:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 LAST_RESTART = "pod-watcher.io/last-restart"
 LAST_ACTION = "pod-watcher.io/last-action"
 EXPLANATION_LIMIT = 512
-Annotate = Callable[[Mapping[str, str]], Awaitable[None]]
+Annotate = Callable[[Mapping[str, str]], Awaitable[object]]
 
 
 class Annotator:
@@ -29,7 +29,11 @@ class Annotator:
         self._annotate = annotate
 
     async def annotate(
-        self, decision: Decision, entry: LedgerEntry, restart_number: int | None
+        self,
+        decision: Decision,
+        entry: LedgerEntry,
+        restart_number: int | None,
+        extra: Mapping[str, str] | None = None,
     ) -> None:
         """Patch the annotations of an acted decision onto the own Pod (best effort)."""
         if self._annotate is None:
@@ -51,6 +55,7 @@ class Annotator:
                 else ""
             )
             annotations[LAST_RESTART] = _compact(restart)
+        annotations.update(extra or {})
         try:
             await self._annotate(annotations)
         except ApiError as exc:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from watcher.config.gang import gang_problems
 from watcher.config.hints import did_you_mean, keys_at, similar, typo_of
 from watcher.config.settings import WatcherSettings
 from watcher.rules.packs import RuleSetError, effective_rules
@@ -60,6 +61,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, to_watch: bool = Tr
     except SettingsError as exc:
         raise ConfigError([*typos, where.describe_settings_error(exc)]) from None
     problems = typos + (_watch_checks(settings, where) if to_watch else [])
+    if to_watch:
+        problems += gang_problems(settings, settings.kubernetes, settings.pod_name, environ)
     rules, rule_problems = _rules(settings, where)
     problems += rule_problems
     if problems:

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from watcher import exitcodes
+from watcher.config.gang import GangSettings
 from watcher.config.values import (
     dns_label,
     dns_subdomain,
@@ -62,7 +63,7 @@ DAY = 86400.0
 WEEK = 7 * DAY
 
 
-class WatcherSettings(BaseSettings):
+class WatcherSettings(BaseSettings, GangSettings):
     """The effective configuration."""
 
     model_config = SettingsConfigDict(
@@ -305,6 +306,10 @@ class WatcherSettings(BaseSettings):
         "dcgm_exporter_url",
         "launcher_dir",
         "log_glob_grace",
+        "gang_name",
+        "gang_size",
+        "gang_index",
+        "gang_selector",
         mode="before",
     )
     @classmethod

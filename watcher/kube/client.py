@@ -58,10 +58,16 @@ class KubeApi:
             self._core.create_namespaced_event(self.pod.namespace, body), "create Event"
         )
 
-    async def annotate(self, annotations: Mapping[str, str]) -> None:
-        """Set annotations on the own Pod (a JSON merge patch of metadata.annotations)."""
+    @property
+    def api_client(self) -> Any:
+        """The kubernetes_asyncio ``ApiClient`` (for watches of other objects)."""
+        return self._api_client
+
+    async def annotate(self, annotations: Mapping[str, str]) -> dict[str, Any]:
+        """Set annotations on the own Pod (a JSON merge patch of metadata.annotations);
+        returns the Pod as the answer has it (camelCase keys), which doubles as a read."""
         body = {"metadata": {"annotations": dict(annotations)}}
-        await self._call(
+        pod = await self._call(
             self._core.patch_namespaced_pod(
                 self.pod.name,
                 self.pod.namespace,
@@ -70,6 +76,9 @@ class KubeApi:
             ),
             "annotate own Pod",
         )
+        result: dict[str, Any] = self._api_client.sanitize_for_serialization(pod)
+        self.pod_uid = (result.get("metadata") or {}).get("uid") or self.pod_uid
+        return result
 
     async def evict(self) -> None:
         body = {

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections import deque
 
+from watcher.gang.reasons import FOLLOW
 from watcher.kube.events import EventPoster, PodEvent, event_for
 from watcher.types import Decision, Finding
 
@@ -36,6 +37,8 @@ class EventReporter:
         """Findings get their Event through their decision."""
 
     def decision(self, decision: Decision) -> None:
+        if decision.details.get(FOLLOW):
+            return  # one Event per gang restart: the Pod that decided posts it
         event = event_for(decision, self._exit_code)
         if event is None:
             return

@@ -10,6 +10,7 @@ cycles by nothing, so the back-off between two restarts is the watcher's own.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from watcher.gang.reasons import GANG_KEY, GENERATION
 from watcher.state.ledger import LedgerEntry, restarts
 
 
@@ -41,7 +42,21 @@ Age = Callable[[LedgerEntry], float]
 
 
 def in_window(entries: Sequence[LedgerEntry], age: Age, window: float) -> list[LedgerEntry]:
-    return [entry for entry in restarts(entries) if age(entry) < window]
+    """The restarts within ``window``; one gang restart counts once (entries carrying the
+    same gang and generation are one restart of the whole gang)."""
+    seen: set[tuple[object, object]] = set()
+    counted = []
+    for entry in restarts(entries):
+        if age(entry) >= window:
+            continue
+        generation = entry.details.get(GENERATION)
+        if generation is not None:
+            key = (entry.details.get(GANG_KEY), generation)
+            if key in seen:
+                continue
+            seen.add(key)
+        counted.append(entry)
+    return counted
 
 
 def backoff_for(config: BudgetConfig, restarts_so_far: int) -> float:

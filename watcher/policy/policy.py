@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from watcher.clock import Clock
+from watcher.gang import reasons as gang
 from watcher.policy.budget import BudgetConfig, allowance
 from watcher.policy.rules import RuleViews, configured_action, view_of
 from watcher.policy.window import SlidingCounter
@@ -100,6 +101,8 @@ class Policy:
             return self._workload(finding)
         if finding.source == ACTIONS:
             return self._setback(finding)
+        if finding.source == gang.GANG and finding.severity is Severity.FATAL:
+            return self._gang(finding)
         early = self._early(finding)
         if early is not None:
             return early
@@ -172,6 +175,43 @@ class Policy:
             )
         self._counts.reset(finding.reason)
         return None
+
+    # -- the gang (docs/gang.md) ---------------------------------------------------------
+
+    def _gang(self, finding: Finding) -> Decision:
+        """A peer's gang restart is followed; a barrier that never lifts fails the Pod."""
+        busy = self._busy(finding)
+        if busy is not None:
+            return busy
+        if finding.reason == gang.BARRIER_DEADLINE:
+            why = f"{finding.reason}: {finding.message}: the gang cannot train without every Pod"
+            return self._settle(self._fail(finding, why))
+        return self._settle(self._follow(finding))
+
+    def _follow(self, finding: Finding) -> Decision:
+        """Restart with the gang at once (no back-off: the peer that decided waited it
+        out). A generation this Pod's ledger already counted costs no budget again."""
+        marks = {
+            gang.GENERATION: finding.facts.get(gang.GENERATION),
+            gang.GANG_KEY: finding.facts.get(gang.GANG_KEY),
+            gang.FOLLOW: True,
+        }
+        budget = allowance(self.config.budget, self._ledger.entries, self._ledger.age)
+        if not budget.allowed and not self._counted(marks):
+            return self._escalate(finding, f"{finding.reason}: {budget.why}", budget.details)
+        code = self.config.restart_exit_code
+        verb = "would exit" if self.config.dry_run else "exit"
+        why = f"{finding.message}: {verb} {code} to restart all containers with the gang"
+        details = {**budget.details, "exit_code": code, **marks}
+        return self._decision(Action.RESTART, finding, why, details)
+
+    def _counted(self, marks: Mapping[str, object]) -> bool:
+        key = (marks[gang.GANG_KEY], marks[gang.GENERATION])
+        return any(
+            (e.details.get(gang.GANG_KEY), e.details.get(gang.GENERATION)) == key
+            for e in self._ledger.entries
+            if e.action == "restart"
+        )
 
     # -- the workload's starts and exits ------------------------------------------------
 
