@@ -32,24 +32,34 @@ def paths(tmp_path: Path) -> Paths:
 
 
 @pytest.fixture
-def spawn(paths: Paths) -> Iterator[Spawn]:
+def started() -> Iterator[list[WatcherProcess]]:
+    """The watchers a test started; every one is killed at teardown, and before the fake
+    API stops (a watcher still connecting to a closing server leaves it a socket that
+    the garbage collector finds unclosed later, in another test)."""
+    processes: list[WatcherProcess] = []
+    yield processes
+    for process in processes:
+        process.close()
+
+
+@pytest.fixture
+def spawn(paths: Paths, started: list[WatcherProcess]) -> Spawn:
     """Start a watcher (`spawn(WATCHER_X="1")`); every one is killed at teardown."""
-    started: list[WatcherProcess] = []
 
     def start(command: Sequence[str] | None = None, **env: str) -> WatcherProcess:
         process = WatcherProcess(paths.env(**env), cwd=paths.root, command=command)
         started.append(process)
         return process.start()
 
-    yield start
-    for process in started:
-        process.close()
+    return start
 
 
 @pytest.fixture
-def api() -> Iterator[ThreadedFakeApi]:
+def api(started: list[WatcherProcess]) -> Iterator[ThreadedFakeApi]:
     with ThreadedFakeApi() as fake:
         yield fake
+        for process in started:  # they stop talking to the fake before it stops
+            process.close()
         assert fake.api.errors == [], "the watcher sent something the API schemas reject"
 
 
