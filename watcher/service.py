@@ -15,8 +15,9 @@ from typing import Any
 import aiohttp
 
 from watcher import __version__
-from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.actions import Actions
 from watcher.actions.annotate import Annotator
+from watcher.actions.contract import ActionConfig
 from watcher.clock import Clock
 from watcher.config.load import Config, ConfigError
 from watcher.config.settings import WatcherSettings

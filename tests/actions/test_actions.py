@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import FakeClock
-from watcher.actions.actions import ActionConfig, Actions, Outcome
+from watcher.actions.actions import Actions
+from watcher.actions.contract import ActionConfig, Outcome
 from watcher.actions.termination import LIMIT, termination_message, truncate_utf8
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity

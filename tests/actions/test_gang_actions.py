@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tests.actions.test_actions import decision, ledger_lines
 from tests.conftest import FakeClock
-from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.actions import Actions
 from watcher.actions.annotate import Annotator
+from watcher.actions.contract import ActionConfig
 from watcher.gang import reasons
 from watcher.state.ledger import Ledger
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeClock
-from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.actions import Actions
+from watcher.actions.contract import ActionConfig
 from watcher.kube.client import ApiError, PodRef
 from watcher.kube.event_reporter import QUEUE, EventReporter
 from watcher.kube.events import BURST, DEDUP_WINDOW, EventPoster, PodEvent, event_for

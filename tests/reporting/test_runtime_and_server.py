@@ -14,7 +14,8 @@ from prometheus_client import generate_latest
 
 from tests.conftest import FakeClock
 from tests.waiting import until
-from watcher.actions.actions import ActionConfig, Actions
+from watcher.actions.actions import Actions
+from watcher.actions.contract import ActionConfig
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.monitor import Emit
 from watcher.pipeline import Pipeline

@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 from watcher.actions.annotate import Annotator
+from watcher.actions.contract import ActionConfig, EventsDrain, GangHook, Outcome
+from watcher.actions.entries import ledger_entry, log_fields
+from watcher.actions.steps import blocking_step, left, together
 from watcher.actions.termination import termination_message, write_termination_log
 from watcher.blocking import call_with_deadline
 from watcher.clock import Clock
@@ -44,46 +46,6 @@ TAKE_BACK_TIMEOUT = 0.5
 """Seconds to record that a restart will not happen after all (a SIGTERM came first)."""
 RESTART_WAIT_MARGIN = 15.0
 """Seconds a launcher told "restart" waits beyond the back-off and the last words."""
-
-
-@dataclass(frozen=True)
-class ActionConfig:
-    restart_exit_code: int
-    termination_log: Path | None
-    timeout: float
-    """Deadline for all last words together, from the decision to the exit."""
-    stop_grace: float = 30.0
-    """Seconds a workload stopped by a `fail` gets between SIGTERM and SIGKILL."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What carrying out a decision led to."""
-
-    exit_code: int | None = None
-    """End the process with this code."""
-    setback: Finding | None = None
-    """Something the policy must decide on: the eviction was refused, the restart was not
-    recorded and so not taken."""
-
-
-class GangHook(Protocol):
-    """The gang's early write (`watcher.gang`), for a restart this Pod decided."""
-
-    key: str
-
-    def next_generation(self) -> int | None:
-        """The generation this restart moves the gang to."""
-
-    def early_annotations(self) -> Mapping[str, str]:
-        """What the last words' patch of the own Pod carries too (JobSet: the attempt)."""
-
-    async def early_write(self) -> None:
-        """Any further write (Lease: the bump), each request under the API timeout."""
-
-
-EventsDrain = Callable[[float], Awaitable[None]]
-"""Wait, at most that many seconds, until the Events of earlier decisions are posted."""
 
 
 class Actions:
@@ -137,7 +99,7 @@ class Actions:
                 "restarting in %.1fs (back-off): %s",
                 decision.delay_s,
                 decision.explanation,
-                extra={"fields": _fields(decision)},
+                extra={"fields": log_fields(decision)},
             )
             await asyncio.sleep(decision.delay_s)
         deadline = asyncio.get_running_loop().time() + self._config.timeout
@@ -152,7 +114,7 @@ class Actions:
             "exiting %d: %s",
             self._config.restart_exit_code,
             decision.explanation,
-            extra={"fields": {**_fields(decision), "ledger_id": entry.id}},
+            extra={"fields": {**log_fields(decision), "ledger_id": entry.id}},
         )
         steps = [*steps, self._drain_events(deadline), self._annotate(decision, entry)]
         if decision.verdict is None:
@@ -200,7 +162,9 @@ class Actions:
         return None
 
     async def _fail(self, decision: Decision) -> Outcome:
-        log.error("failing the Pod: %s", decision.explanation, extra={"fields": _fields(decision)})
+        log.error(
+            "failing the Pod: %s", decision.explanation, extra={"fields": log_fields(decision)}
+        )
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         entry = self._entry(decision, exit_code=None)
         steps = [self._record(entry, deadline), self._annotate(decision, entry)]
@@ -222,13 +186,15 @@ class Actions:
             await self._evict()
         except ApiError as exc:
             return Outcome(setback=self._setback(EVICTION_REFUSED, f"the API refused: {exc}"))
-        log.error("evicting the Pod: %s", decision.explanation, extra={"fields": _fields(decision)})
+        log.error(
+            "evicting the Pod: %s", decision.explanation, extra={"fields": log_fields(decision)}
+        )
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         await self._record(self._entry(decision, exit_code=None), deadline)
         return Outcome()
 
     async def _hold(self, decision: Decision) -> Outcome:
-        log.error("holding: %s", decision.explanation, extra={"fields": _fields(decision)})
+        log.error("holding: %s", decision.explanation, extra={"fields": log_fields(decision)})
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         entry = self._entry(decision, exit_code=None)
         await self._together([self._record(entry, deadline), self._annotate(decision, entry)],
@@ -237,7 +203,7 @@ class Actions:
 
     async def _count(self, decision: Decision) -> Outcome:
         """An in-place restart the watcher did not ask for: it counts in the budget."""
-        log.warning("%s", decision.explanation, extra={"fields": _fields(decision)})
+        log.warning("%s", decision.explanation, extra={"fields": log_fields(decision)})
         entry = self._entry(decision, exit_code=None, action="restart")
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         await self._record(entry, deadline)
@@ -316,26 +282,13 @@ class Actions:
         await self._blocking("ledger", lambda: self._ledger.append(entry), deadline)
 
     async def _blocking(self, name: str, fn: Callable[[], object], deadline: float) -> None:
-        try:
-            await call_with_deadline(fn, self._left(deadline), name=f"last-words-{name}")
-        except TimeoutError:
-            log.error("%s: no answer within the %ss deadline", name, self._config.timeout)
-        except OSError as exc:
-            log.error("%s failed: %s", name, exc)
+        await blocking_step(name, fn, deadline, self._config.timeout)
 
     async def _together(self, steps: list[Coroutine[Any, Any, None]], deadline: float) -> None:
-        """Run ``steps`` concurrently; whatever is unfinished at ``deadline`` is dropped."""
-        tasks = [asyncio.ensure_future(step) for step in steps]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=self._left(deadline))
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.error("last words: %d step(s) cut off at the deadline", len(pending))
+        await together(steps, deadline)
 
     def _left(self, deadline: float) -> float:
-        return max(0.001, deadline - asyncio.get_running_loop().time())
+        return left(deadline)
 
     def _setback(self, reason: str, message: str) -> Finding:
         return Finding(
@@ -349,19 +302,8 @@ class Actions:
         )
 
     def _entry(self, decision: Decision, exit_code: int | None, action: str = "") -> LedgerEntry:
-        finding = decision.finding
-        return LedgerEntry(
-            action=action or decision.action.value,
-            reason=finding.reason,
-            time=self._clock.wall(),
-            explanation=decision.explanation,
-            fault_class=finding.fault_class.value,
-            evidence=finding.evidence,
-            file=finding.file,
-            offset=finding.offset,
-            exit_code=exit_code,
-            details={**decision.details, **_observed(decision), **self._gang_marks(decision)},
-        )
+        marks = self._gang_marks(decision)
+        return ledger_entry(decision, self._clock.wall(), exit_code, action, marks)
 
     def _gang_marks(self, decision: Decision) -> dict[str, object]:
         """The gang restart a restart this Pod decided makes (the budget counts it once)."""
@@ -370,20 +312,3 @@ class Actions:
         if gang.GENERATION in decision.details:
             return {}
         return {gang.GANG_KEY: self._gang.key, gang.GENERATION: self._gang.next_generation()}
-
-
-def _observed(decision: Decision) -> Mapping[str, object]:
-    return {"observed": True} if decision.action is Action.COUNT else {}
-
-
-def _fields(decision: Decision) -> dict[str, object]:
-    finding = decision.finding
-    return {
-        "action": decision.action.value,
-        "reason": finding.reason,
-        "fault_class": finding.fault_class.value,
-        "file": finding.file,
-        "offset": finding.offset,
-        "evidence": list(finding.evidence),
-        "details": decision.details,
-    }
