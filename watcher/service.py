@@ -32,7 +32,8 @@ from watcher.logs.monitor import LogMonitor
 from watcher.monitor_setup import build_monitors
 from watcher.pipeline import OnExit, Pipeline
 from watcher.policy.budget import BudgetConfig
-from watcher.policy.policy import Policy, PolicyConfig
+from watcher.policy.config import PolicyConfig
+from watcher.policy.policy import Policy
 from watcher.policy.rules import rule_views
 from watcher.probes.checks import client_session
 from watcher.reporting.board import StatusBoard

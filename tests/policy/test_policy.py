@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import FakeClock
 from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.policy.budget import BudgetConfig
-from watcher.policy.policy import Policy, PolicyConfig
+from watcher.policy.config import PolicyConfig
+from watcher.policy.policy import Policy
 from watcher.policy.rules import RuleView
 from watcher.state.ledger import Ledger, LedgerEntry
 from watcher.types import Action, Decision, FaultClass, Finding, Severity

@@ -20,7 +20,8 @@ from watcher.config.settings import DEFAULT_ACTIONS
 from watcher.monitor import Emit
 from watcher.pipeline import Pipeline
 from watcher.policy.budget import BudgetConfig
-from watcher.policy.policy import Policy, PolicyConfig
+from watcher.policy.config import PolicyConfig
+from watcher.policy.policy import Policy
 from watcher.reporting.board import StatusBoard
 from watcher.reporting.reporters import Reporter
 from watcher.reporting.server import HttpServer, build_app

@@ -92,3 +92,12 @@ def allowance(config: BudgetConfig, entries: Sequence[LedgerEntry], age: Age) ->
     if delay > 0:
         details["backoff_s"] = round(delay, 3)
     return Allowance(True, delay=delay, details=details)
+
+
+def counts_generation(entries: Sequence[LedgerEntry], gang: object, generation: object) -> bool:
+    """Whether a restart of this gang generation is in the ledger already (then following
+    it costs no budget again)."""
+    return any(
+        (entry.details.get(GANG_KEY), entry.details.get(GENERATION)) == (gang, generation)
+        for entry in restarts(entries)
+    )

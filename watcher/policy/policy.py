@@ -6,13 +6,14 @@ acting: all of it is decided here and nowhere else. The policy reads the ledger 
 writes it; the actions do, once a decision is carried out.
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 from watcher.clock import Clock
 from watcher.gang import reasons as gang
-from watcher.policy.budget import BudgetConfig, allowance
-from watcher.policy.rules import RuleViews, configured_action, view_of
+from watcher.policy.budget import allowance, counts_generation
+from watcher.policy.config import PolicyConfig
+from watcher.policy.rules import configured_action, view_of
 from watcher.policy.window import SlidingCounter
 from watcher.state.ledger import Ledger
 from watcher.types import (
@@ -25,7 +26,6 @@ from watcher.types import (
     WORKLOAD_STARTED,
     Action,
     Decision,
-    FaultClass,
     Finding,
     Severity,
     Verdict,
@@ -35,21 +35,6 @@ _BEYOND_RESTART = (WORKLOAD_CANNOT_START, WORKLOAD_GAVE_UP)
 """Exits no restart can mend: the command cannot be run, or exited with a final code."""
 CAUSE_WINDOW = 300.0
 """A fatal finding this many seconds before the workload's exit is taken as its cause."""
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    restart_exit_code: int
-    dry_run: bool
-    budget: BudgetConfig
-    actions: Mapping[FaultClass, Action]
-    budget_exhausted_action: Action = Action.FAIL
-    can_evict: bool = False
-    """Whether an eviction can be carried out (needs the Kubernetes API)."""
-    can_fail: bool = False
-    """Whether the Pod can be made to fail (needs the launcher in front of the workload)."""
-    rules: RuleViews = field(default_factory=dict)
-    """Each rule's threshold and own action, by the source and reason of its findings."""
 
 
 ForeignGpu = Callable[[Finding], str | None]
@@ -197,21 +182,15 @@ class Policy:
             gang.FOLLOW: True,
         }
         budget = allowance(self.config.budget, self._ledger.entries, self._ledger.age)
-        if not budget.allowed and not self._counted(marks):
+        if not budget.allowed and not counts_generation(
+            self._ledger.entries, marks[gang.GANG_KEY], marks[gang.GENERATION]
+        ):
             return self._escalate(finding, f"{finding.reason}: {budget.why}", budget.details)
         code = self.config.restart_exit_code
         verb = "would exit" if self.config.dry_run else "exit"
         why = f"{finding.message}: {verb} {code} to restart all containers with the gang"
         details = {**budget.details, "exit_code": code, **marks}
         return self._decision(Action.RESTART, finding, why, details)
-
-    def _counted(self, marks: Mapping[str, object]) -> bool:
-        key = (marks[gang.GANG_KEY], marks[gang.GENERATION])
-        return any(
-            (e.details.get(gang.GANG_KEY), e.details.get(gang.GENERATION)) == key
-            for e in self._ledger.entries
-            if e.action == "restart"
-        )
 
     # -- the workload's starts and exits ------------------------------------------------
 
