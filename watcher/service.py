@@ -134,22 +134,7 @@ def build_runtime(
 
     keeper = CursorKeeper(cursors, store)
 
-    actions = Actions(
-        ActionConfig(
-            settings.restart_exit_code,
-            settings.termination_log,
-            settings.last_words_timeout,
-            settings.stop_grace,
-        ),
-        ledger=ledger,
-        clock=clock,
-        save_cursors=keeper.writer,
-        annotator=Annotator(None if api is None else api.annotate),
-        events=None if events is None else events.drain,
-        evict=None if api is None else api.evict,
-        launcher=shared,
-        gang=None if gang is None else gang.coordinator,
-    )
+    actions = _actions(settings, parts, ledger=ledger, keeper=keeper, events=events, gang=gang)
     policy = Policy(
         _policy_config(config, can_evict=api is not None, can_fail=shared is not None),
         ledger,
@@ -178,6 +163,36 @@ def build_runtime(
         cursors_moved=None if log_monitor is None else log_monitor.moved,
         resources=resources,
         dry_run=settings.dry_run,
+    )
+
+
+def _actions(
+    settings: WatcherSettings,
+    parts: Parts,
+    *,
+    ledger: Ledger,
+    keeper: CursorKeeper,
+    events: EventReporter | None,
+    gang: GangMonitor | None,
+) -> Actions:
+    """The actions, with what this Pod has: the API (annotations, Events, eviction), the
+    launcher (verdicts, stops), the gang (the early write)."""
+    api = parts.api
+    return Actions(
+        ActionConfig(
+            settings.restart_exit_code,
+            settings.termination_log,
+            settings.last_words_timeout,
+            settings.stop_grace,
+        ),
+        ledger=ledger,
+        clock=parts.clock,
+        save_cursors=keeper.writer,
+        annotator=Annotator(None if api is None else api.annotate),
+        events=None if events is None else events.drain,
+        evict=None if api is None else api.evict,
+        launcher=parts.launcher,
+        gang=None if gang is None else gang.coordinator,
     )
 
 
