@@ -99,6 +99,19 @@ def env(container_spec: Obj) -> dict[str, Obj]:
     return {e["name"]: e for e in entries}
 
 
+def run_here(found: dict[str, str], configmap: Obj, tmp_path: Path) -> dict[str, str]:
+    """A watcher environment ``found`` in a manifest, with its config file (from
+    ``configmap``) and its volumes' paths moved under ``tmp_path``, so it can run here."""
+    config = tmp_path / Path(found["WATCHER_CONFIG"]).name
+    config.write_text(configmap["data"][config.name], "utf-8")
+    return found | {
+        "WATCHER_CONFIG": str(config),
+        "WATCHER_LAUNCHER_DIR": str(tmp_path / "pod-watcher"),
+        "WATCHER_STATE_DIR": str(tmp_path / "state"),
+        "WATCHER_TERMINATION_LOG": "",
+    }
+
+
 def walk(node: Any) -> Iterator[tuple[str, Any]]:
     """Every (key, value) pair anywhere in a nested object."""
     if isinstance(node, dict):

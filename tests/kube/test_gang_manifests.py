@@ -14,7 +14,16 @@ import kubernetes_validate
 import pytest
 
 from tests.kube import jobset_schema
-from tests.kube.manifests import MANIFESTS, VERSIONS, WATCHER, Obj, container, documents, env
+from tests.kube.manifests import (
+    MANIFESTS,
+    VERSIONS,
+    WATCHER,
+    Obj,
+    container,
+    documents,
+    env,
+    run_here,
+)
 from watcher.kube.pod_checks import check_pod
 from watcher.kube.wiring import check_wiring
 
@@ -146,14 +155,7 @@ def watcher_env(spec: Obj, tmp_path: Path) -> dict[str, str]:
         path = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
         found[name] = samples[path] if path else entry["value"]
     (configmap,) = [d for d in documents(MANIFESTS / "configmap-rules.yaml")]
-    config = tmp_path / Path(found["WATCHER_CONFIG"]).name
-    config.write_text(configmap["data"][config.name], "utf-8")
-    return found | {
-        "WATCHER_CONFIG": str(config),
-        "WATCHER_LAUNCHER_DIR": str(tmp_path / "pod-watcher"),
-        "WATCHER_STATE_DIR": str(tmp_path / "state"),
-        "WATCHER_TERMINATION_LOG": "",
-    }
+    return run_here(found, configmap, tmp_path)
 
 
 @pytest.mark.parametrize(("file", "spec"), PODS, ids=[f for f, _ in PODS])

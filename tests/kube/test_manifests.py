@@ -25,6 +25,7 @@ from tests.kube.manifests import (
     objects,
     of_kind,
     pod_specs,
+    run_here,
     validatable,
     walk,
 )
@@ -280,14 +281,7 @@ def _watcher_env(tmp_path: Path) -> dict[str, str]:
     found = {name: entry.get("value", "") for name, entry in variables}
     found |= {"WATCHER_POD_NAME": "trainer", "WATCHER_POD_NAMESPACE": "default"}
     (configmap,) = of_kind("ConfigMap")
-    config = tmp_path / Path(found["WATCHER_CONFIG"]).name
-    config.write_text(configmap["data"][config.name], "utf-8")
-    return found | {
-        "WATCHER_CONFIG": str(config),
-        "WATCHER_LAUNCHER_DIR": str(tmp_path / "pod-watcher"),
-        "WATCHER_STATE_DIR": str(tmp_path / "state"),
-        "WATCHER_TERMINATION_LOG": "",
-    }
+    return run_here(found, configmap, tmp_path)
 
 
 def test_the_watcher_s_environment_and_configmap_pass_check(tmp_path: Path) -> None:
