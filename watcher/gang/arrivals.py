@@ -19,8 +19,8 @@ from watcher.kube.watch import (
     ObjectWatch,
     Transport,
     WatchConfig,
-    _events,
     reason_of,
+    watch_events,
 )
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Aggregator:
         loop = asyncio.get_running_loop()
         try:
             deadline = loop.time() + timeout + self._config.api_timeout
-            async for event in _events(resp, deadline, loop.time):
+            async for event in watch_events(resp, deadline, loop.time):
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     self._rv = None  # 410 Gone or worse: list again

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher.gang.coordinator import Edge
+from watcher.gang.reasons import gang_key
 from watcher.kube.client import KubeApi
 from watcher.kube.watch import Obj, ObjectWatch, WatchConfig, jobset
 
@@ -69,7 +70,7 @@ class JobSetCoordinator:
         """``resume``: the attempt this Pod's last restart wrote early (from the ledger)."""
         self._api = api
         self._resume = resume
-        self.key = f"jobset/{api.pod.namespace}/{name}"
+        self.key = gang_key("jobset", api.pod.namespace, name)
         self.watch = ObjectWatch(api.api_client, jobset(api.pod.namespace, name), config)
         self.own: int | None = None
 
@@ -88,20 +89,19 @@ class JobSetCoordinator:
     def edge(self, obj: Obj | None) -> Edge | None:
         return None if self.own is None else jobset_edge(read_jobset(obj), self.own)
 
-    def _current(self) -> int | None:
+    def _latest(self) -> Reading:
         latest = self.watch.latest
-        return read_jobset(None if latest is None else latest.obj).current
+        return read_jobset(None if latest is None else latest.obj)
 
     def next_generation(self) -> int | None:
         if self.own is None:
             return None
-        current = self._current()
+        current = self._latest().current
         return max(self.own, -1 if current is None else current) + 1
 
     def early_annotations(self) -> Mapping[str, str]:
         """The next attempt: the controller moves ``previous`` while this Pod restarts."""
-        latest = self.watch.latest
-        if self.own is None or read_jobset(None if latest is None else latest.obj).bypass:
+        if self.own is None or self._latest().bypass:
             return {}
         return {ATTEMPT: str(self.next_generation())}
 

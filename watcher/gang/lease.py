@@ -13,6 +13,7 @@ from typing import Any
 
 from watcher.gang.arrivals import ARRIVAL, BARRIER, Aggregator, barrier_of
 from watcher.gang.coordinator import Edge
+from watcher.gang.reasons import gang_key
 from watcher.kube.client import ApiError, KubeApi
 from watcher.kube.generation import bump_generation, generation_of
 from watcher.kube.watch import Obj, ObjectWatch, WatchConfig, lease
@@ -45,7 +46,7 @@ class LeaseCoordinator:
         self._api = api
         self._resume = resume
         self._ref = lease(api.pod.namespace, name)
-        self.key = f"lease/{api.pod.namespace}/{name}"
+        self.key = gang_key("lease", api.pod.namespace, name)
         self.watch = ObjectWatch(api.api_client, self._ref, config)
         self.own: int | None = None
         self._config = config

@@ -21,3 +21,9 @@ GANG_KEY = "gang"
 FOLLOW = "gang_follow"
 """Key in a decision's details: this Pod follows a peer's gang restart (no Event, no
 annotation, no early write: the peer that decided did those)."""
+
+
+def gang_key(kind: str, namespace: str, name: str) -> str:
+    """The gang's name in the ledger (`GANG_KEY`): its coordinator's and what a new start
+    looks for in its last restart must be the same string."""
+    return f"{kind}/{namespace}/{name}"

@@ -8,7 +8,7 @@ from watcher.gang.coordinator import Coordinator
 from watcher.gang.jobset import JobSetCoordinator
 from watcher.gang.lease import LeaseCoordinator
 from watcher.gang.monitor import GangMonitor
-from watcher.gang.reasons import FOLLOW, GANG_KEY, GENERATION
+from watcher.gang.reasons import FOLLOW, GANG_KEY, GENERATION, gang_key
 from watcher.kube.client import KubeApi
 from watcher.kube.watch import WatchConfig
 from watcher.state.ledger import LedgerEntry
@@ -27,7 +27,7 @@ def build_gang(
     config = WatchConfig(api_timeout=api.timeout)
     coordinator: Coordinator
     if settings.gang == "jobset":
-        resume = _early(last_restart, f"jobset/{api.pod.namespace}/{settings.gang_name}")
+        resume = _early(last_restart, gang_key("jobset", api.pod.namespace, settings.gang_name))
         coordinator = JobSetCoordinator(api, settings.gang_name, config, resume)
     else:
         assert settings.gang_size is not None  # the settings' validation
@@ -38,7 +38,7 @@ def build_gang(
             config,
             size=settings.gang_size,
             aggregate=settings.selector() if index == 0 else None,
-            resume=_early(last_restart, f"lease/{api.pod.namespace}/{settings.gang_name}"),
+            resume=_early(last_restart, gang_key("lease", api.pod.namespace, settings.gang_name)),
         )
     return GangMonitor(coordinator, clock, barrier_timeout=settings.gang_barrier_timeout)
 

@@ -259,7 +259,7 @@ class ObjectWatch:
             yield self.latest
         deadline = self._clock() + timeout + self.config.api_timeout
         try:
-            async for event in _events(resp, deadline, self._clock):
+            async for event in watch_events(resp, deadline, self._clock):
                 self._touch()
                 version = self._event(event)
                 if version is not None:
@@ -285,7 +285,9 @@ class ObjectWatch:
         raise ApiError(f"watch {self.ref.plural}: {kind} {obj.get('code')} {obj.get('message')}")
 
 
-async def _events(resp: Any, deadline: float, clock: Callable[[], float]) -> AsyncIterator[Obj]:
+async def watch_events(
+    resp: Any, deadline: float, clock: Callable[[], float]
+) -> AsyncIterator[Obj]:
     """The JSON events of a watch stream, until it ends; ApiError when it breaks, is cut or
     stays silent past ``deadline``."""
     buffer = b""
