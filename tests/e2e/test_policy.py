@@ -125,6 +125,8 @@ def test_min_uptime_holds_a_restart_too_soon(paths: Paths, spawn: Spawn) -> None
     status = second.wait_status(lambda s: s["state"] == "holding", "state holding")
     assert "min_uptime 600s" in status["holding"]
     assert "eviction needs the Kubernetes API" in status["holding"]
+    # the hold is recorded in the ledger just after the decision shows in /status
+    wait_until(lambda: paths.ledger_entries("hold") or None, 5, "the hold entry")
     assert [e["action"] for e in paths.ledger_entries()] == ["restart", "hold"]
 
 
