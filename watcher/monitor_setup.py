@@ -13,7 +13,7 @@ from watcher.gpu.monitor import GpuMonitor
 from watcher.gpu.select import OurGpus, choose, our_uuids
 from watcher.launcher.logcopy import LOG_DIR, LOG_NAME
 from watcher.logs.files import OpenPolicy, TrackedFiles
-from watcher.logs.globs import GlobSet
+from watcher.logs.globs import GlobSet, escape
 from watcher.logs.monitor import LogMonitor, Timing
 from watcher.monitor import Monitor
 from watcher.probes.monitor import ProbeMonitor
@@ -88,7 +88,7 @@ def log_globs(settings: WatcherSettings) -> tuple[str, ...]:
     """The configured globs, plus the workload's output when the launcher runs it."""
     if settings.launcher_dir is None:
         return settings.log_paths
-    own = str(settings.launcher_dir / LOG_DIR / LOG_NAME)
+    own = escape(str(settings.launcher_dir / LOG_DIR / LOG_NAME))
     return (*settings.log_paths, own) if own not in settings.log_paths else settings.log_paths
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.logs.helpers import DeafWatcher, append, running
-from watcher.logs.globs import GlobError, GlobSet, check_glob
+from watcher.logs.globs import GlobError, GlobSet, check_glob, escape
 from watcher.logs.monitor import Timing
 from watcher.logs.unmatched import REASON
 from watcher.types import Severity
@@ -85,6 +85,21 @@ def test_matching_and_expansion_agree(
     local.write_bytes(b"")
     expanded = GlobSet([str(tmp_path) + pattern]).expand()
     assert (str(local) in expanded) is matches
+
+
+@pytest.mark.parametrize("name", ["[z-a]", "[ab]", "a*b", "rank?", "[!x]", "**", "[", "plain"])
+def test_an_escaped_path_matches_itself_and_nothing_else(tmp_path: Path, name: str) -> None:
+    # a launcher directory is a path, not a glob: `[z-a]` in it must not be refused
+    own = tmp_path / name / "out.log"
+    own.parent.mkdir()
+    own.write_bytes(b"")
+    for other in ("a", "ab", "axb", "rank1", "y"):
+        (tmp_path / other).mkdir(exist_ok=True)
+        (tmp_path / other / "out.log").write_bytes(b"")
+    check_glob(escape(str(own)))
+    globs = GlobSet([escape(str(own))])
+    assert globs.expand() == [str(own)]
+    assert globs.matches(str(own))
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,11 @@ class GlobError(ValueError):
     """A pattern that can never match as meant (a reversed range, a NUL byte...)."""
 
 
+def escape(path: str) -> str:
+    """A glob that matches ``path`` itself: each `*`, `?` and `[` in a set of its own."""
+    return _MAGIC.sub(lambda found: f"[{found.group()}]", path)
+
+
 @dataclass(frozen=True, slots=True)
 class WatchRoot:
     """A directory to watch with inotify, and whether its subdirectories matter too."""
