@@ -126,3 +126,41 @@ def test_any_stream_is_scanned_exactly_once_in_bounded_memory(
     if last is not None:
         assert last.base + last.seen == scanned
         assert last.data[last.seen : last.end] == unscanned
+
+
+def feed_rereading(lines: LineAssembler, stream: bytes, sizes: list[int]) -> Iterator[Block]:
+    """As `feed_all`, but each read begins at the unfinished line, as `Tail` reads."""
+    at = 0
+    index = 0
+    while at < len(stream):
+        size = sizes[index % len(sizes)] if sizes else len(stream)
+        index += 1
+        again = lines.pending
+        block = lines.feed(stream[at - again : at + size], at - again, with_carry=again > 0)
+        at += size
+        if block is not None:
+            yield block
+
+
+def lines_of(blocks: Iterator[Block]) -> list[tuple[bytes, int, int, int | None, int | None]]:
+    return [(b.data[: b.end], b.base, b.seen, b.report_before, b.cut_line_at) for b in blocks]
+
+
+@given(
+    st.lists(st.sampled_from([b"a", b"bb", b"\n", b"x" * 300, b"FATAL\n"]), max_size=40),
+    st.lists(st.integers(1, 700), min_size=1, max_size=5),
+)
+def test_reading_the_unfinished_line_again_gives_the_same_blocks(
+    pieces: list[bytes], sizes: list[int]
+) -> None:
+    stream = b"".join(pieces)
+    plain = lines_of(feed_all(LineAssembler(512), stream, sizes))
+    assert lines_of(feed_rereading(LineAssembler(512), stream, sizes)) == plain
+
+
+def test_carried_bytes_win_over_a_rewrite_in_place() -> None:
+    lines = LineAssembler(4096)
+    lines.feed(b"one\ntw", 0)
+    block = lines.feed(b"XX and more\n", 4, with_carry=True)  # "tw" rewritten as "XX"
+    assert block is not None
+    assert (block.data[: block.end], block.base) == (b"tw and more\n", 4)

@@ -19,8 +19,10 @@ def biggest_carry(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     seen = [0]
     feed = LineAssembler.feed
 
-    def recording(self: LineAssembler, chunk: bytes, offset: int) -> Block | None:
-        block = feed(self, chunk, offset)
+    def recording(
+        self: LineAssembler, chunk: bytes, offset: int, *, with_carry: bool = False
+    ) -> Block | None:
+        block = feed(self, chunk, offset, with_carry=with_carry)
         seen[0] = max(seen[0], self.pending)
         return block
 

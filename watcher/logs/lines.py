@@ -63,10 +63,20 @@ class LineAssembler:
         self._seen = 0
         self._cut_line_at = None
 
-    def feed(self, chunk: bytes, offset: int) -> Block | None:
-        """Add ``chunk`` read at file ``offset``; return the whole lines it completes."""
-        if self._carry:
-            data, base = self._carry + chunk, self._carry_base
+    def feed(self, chunk: bytes, offset: int, *, with_carry: bool = False) -> Block | None:
+        """Add ``chunk`` read at file ``offset``; return the whole lines it completes.
+
+        ``with_carry``: the read began at the unfinished line (`next_offset`), so
+        ``chunk`` starts with it again and is used as it is, not copied behind it: a
+        megabyte copy per read saved. Should the file's bytes there differ (rewritten in
+        place), the carried bytes win, as if the read had begun after them."""
+        carry = self._carry
+        if carry and with_carry:
+            same = chunk.startswith(carry)
+            data = chunk if same else carry + chunk[len(carry) :]
+            base = self._carry_base
+        elif carry:
+            data, base = carry + chunk, self._carry_base
         else:
             data, base = chunk, offset
         newline = data.rfind(b"\n")

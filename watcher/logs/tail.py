@@ -17,6 +17,9 @@ from watcher.state.cursors import HEAD_BYTES, Cursor
 SIGNATURE_BYTES = 32
 """Bytes just before the offset remembered to notice a copytruncate followed by a
 rewrite past our offset, which the size alone cannot reveal."""
+REREAD_MAX = 64 << 10
+"""An unfinished line up to this long is read again with the next chunk, which then
+holds whole lines as read, instead of being copied behind it (`LineAssembler.feed`)."""
 KMSG = (1, 11)
 """Major and minor device numbers of /dev/kmsg."""
 
@@ -153,18 +156,21 @@ class Tail:
     def read_once(self) -> tuple[Block | None, bool]:
         """Read one chunk. Returns the whole lines it completes and whether more may follow."""
         self._check_truncation()
-        data = os.pread(self.fd, self.chunk, self.offset)
-        if not data:
+        again = self.lines.pending if self.lines.pending <= REREAD_MAX else 0
+        data = os.pread(self.fd, self.chunk + again, self.offset - again)
+        if len(data) <= again:
             return None, False
         start = self.offset
         if start == 0:
             refuse_encoding(data)
-        self.offset += len(data)
-        tail = data[-SIGNATURE_BYTES:]
-        if len(tail) < SIGNATURE_BYTES:
-            tail = (self._signature + tail)[-SIGNATURE_BYTES:]
-        self._signature = tail
-        return self.lines.feed(data, start), len(data) == self.chunk
+        fresh = len(data) - again
+        self.offset += fresh
+        if fresh >= SIGNATURE_BYTES:
+            self._signature = data[-SIGNATURE_BYTES:]
+        else:
+            self._signature = (self._signature + data[again:])[-SIGNATURE_BYTES:]
+        block = self.lines.feed(data, start - again, with_carry=again > 0)
+        return block, len(data) == self.chunk + again
 
     def _check_truncation(self) -> None:
         size = self.size()
