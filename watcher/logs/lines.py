@@ -68,7 +68,7 @@ class LineAssembler:
 
         ``with_carry``: the read began at the unfinished line (`next_offset`), so
         ``chunk`` starts with it again and is used as it is, not copied behind it: a
-        megabyte copy per read saved. Should the file's bytes there differ (rewritten in
+        copy of each chunk saved. Should the file's bytes there differ (rewritten in
         place), the carried bytes win, as if the read had begun after them."""
         carry = self._carry
         if carry and with_carry:
