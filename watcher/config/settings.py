@@ -8,7 +8,6 @@ that name the variable or file key.
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -20,18 +19,19 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from watcher import exitcodes
 from watcher.config.gang import GangSettings
 from watcher.config.values import (
     dns_label,
     dns_subdomain,
+    http_url,
     listen_host,
+    one_number_pattern,
     usable_glob,
     usable_path,
     usable_path_or_none,
+    usable_restart_code,
 )
 from watcher.probes.spec import ProbeSpec
-from watcher.rules.regex import PatternError, compile_pattern
 from watcher.rules.rule import Rule
 from watcher.types import Action, FaultClass
 
@@ -80,7 +80,7 @@ class WatcherSettings(BaseSettings, GangSettings):
     """Comma-separated globs of log files to watch (`**` crosses directories)."""
     state_dir: Path | None = None
     """Required. Directory for the ledger and read cursors: an emptyDir survives restarts."""
-    restart_exit_code: int = 88
+    restart_exit_code: Annotated[int, AfterValidator(usable_restart_code)] = 88
     """Exit code that triggers the Pod's RestartAllContainers rule. Not 0, 1, 2 or >= 128."""
     termination_log: Path | None = Path("/dev/termination-log")
     """Where the reason is written before exiting (Kubernetes shows it); empty disables."""
@@ -118,7 +118,9 @@ class WatcherSettings(BaseSettings, GangSettings):
     startup_grace: float | None = Field(default=None, ge=1, le=WEEK)
     """Fatal (hang) when the workload writes nothing (or no step, or no heartbeat) this
     long after start; silence and stall timers never fire within it. Off: wait forever."""
-    progress_pattern: str | None = Field(default=None, max_length=4096)
+    progress_pattern: Annotated[
+        str | None, Field(max_length=4096), AfterValidator(one_number_pattern)
+    ] = None
     """RE2 with one capture group holding a number, e.g. `step (\\d+)`."""
     progress_timeout: float | None = Field(default=None, ge=1, le=WEEK)
     """Fatal (hang) when the captured number has not changed for this many seconds."""
@@ -148,7 +150,9 @@ class WatcherSettings(BaseSettings, GangSettings):
     """Deadline in seconds of each GPU query (an NVML call, nvidia-smi, an HTTP GET)."""
     nvidia_smi: Annotated[str, Field(min_length=1), AfterValidator(usable_path)] = "nvidia-smi"
     """The nvidia-smi binary: a name looked up on PATH, or a path."""
-    dcgm_exporter_url: str | None = Field(default=None, max_length=2048)
+    dcgm_exporter_url: Annotated[str | None, Field(max_length=2048), AfterValidator(http_url)] = (
+        None
+    )
     """dcgm-exporter's URL, e.g. `http://$(NODE_IP):9400/metrics`, NODE_IP from `status.hostIP`."""
     dcgmi: Annotated[str, Field(min_length=1), AfterValidator(usable_path)] = "dcgmi"
     """The dcgmi binary for `dcgmi health -c` with the dcgm backend; used only if found."""
@@ -242,21 +246,6 @@ class WatcherSettings(BaseSettings, GangSettings):
             raise ValueError("at most 256 items of at most 256 characters each")
         return value
 
-    @field_validator("progress_pattern")
-    @classmethod
-    def _one_number_group(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            compiled = compile_pattern(value)
-        except PatternError as exc:
-            raise ValueError(str(exc)) from None
-        if compiled.groups != 1:
-            raise ValueError(
-                f"needs exactly one capture group for the number, has {compiled.groups}"
-            )
-        return value
-
     @model_validator(mode="after")
     def _pairs(self) -> Self:
         pairs = (
@@ -280,23 +269,6 @@ class WatcherSettings(BaseSettings, GangSettings):
             )
         return value
 
-    @field_validator("dcgm_exporter_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value[:200]!r} is not an http:// or https:// URL")
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError for a port out of range
-        except ValueError as exc:
-            raise ValueError(f"{value[:200]!r} is not a URL: {exc}") from None
-        if not parts.hostname:
-            raise ValueError(f"{value[:200]!r} has no host")
-        listen_host(parts.hostname)
-        return value
-
     @field_validator(
         "termination_log",
         "state_dir",
@@ -316,22 +288,6 @@ class WatcherSettings(BaseSettings, GangSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
-
-    @field_validator("restart_exit_code")
-    @classmethod
-    def _usable_exit_code(cls, value: int) -> int:
-        if value in exitcodes.RESERVED:
-            raise ValueError(
-                f"{value} is reserved (0 clean stop, 1 internal error, 2 configuration error)"
-            )
-        if value < 0:
-            raise ValueError(f"{value} is negative: exit codes are 0..255, use one of 3..127")
-        if value >= exitcodes.SIGNAL_BASE:
-            raise ValueError(
-                f"{value} is outside 3..127: 128 and above mean 'killed by a signal' "
-                "(137 OOM kill, 143 SIGTERM)"
-            )
-        return value
 
     @field_validator("actions", mode="after")
     @classmethod

@@ -5,8 +5,11 @@ Kubernetes API would reject. Each raises ValueError with a message for the user.
 import ipaddress
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from watcher import exitcodes
 from watcher.logs.globs import GlobError, check_glob
+from watcher.rules.regex import PatternError, compile_pattern
 
 PATH_MAX = 4095
 """Bytes of a path Linux accepts (PATH_MAX less the NUL)."""
@@ -75,3 +78,49 @@ def _is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def http_url(value: str | None) -> str | None:
+    """An http:// or https:// URL with a host and a port in range."""
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value[:200]!r} is not an http:// or https:// URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ValueError(f"{value[:200]!r} is not a URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError(f"{value[:200]!r} has no host")
+    listen_host(parts.hostname)
+    return value
+
+
+def usable_restart_code(value: int) -> int:
+    """An exit code the watcher may use for a restart: not its own 0, 1, 2, not a signal's."""
+    if value in exitcodes.RESERVED:
+        raise ValueError(
+            f"{value} is reserved (0 clean stop, 1 internal error, 2 configuration error)"
+        )
+    if value < 0:
+        raise ValueError(f"{value} is negative: exit codes are 0..255, use one of 3..127")
+    if value >= exitcodes.SIGNAL_BASE:
+        raise ValueError(
+            f"{value} is outside 3..127: 128 and above mean 'killed by a signal' "
+            "(137 OOM kill, 143 SIGTERM)"
+        )
+    return value
+
+
+def one_number_pattern(value: str | None) -> str | None:
+    """An RE2 pattern with exactly one capture group (the number it reads)."""
+    if value is None:
+        return None
+    try:
+        compiled = compile_pattern(value)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
+    if compiled.groups != 1:
+        raise ValueError(f"needs exactly one capture group for the number, has {compiled.groups}")
+    return value
