@@ -72,7 +72,7 @@ class Runtime:
         try:
             ended = await tasks.first_to_end()
             decided = consumer in ended and not consumer.cancelled() and not consumer.exception()
-            code = _outcome(ended, consumer, stopper)
+            code = _outcome(ended, consumer if decided else None, stopper)
         finally:
             await self._stop(decided=decided, clean=code == exitcodes.CLEAN)
         return code
@@ -114,13 +114,15 @@ class Runtime:
 
 
 def _outcome(
-    ended: set[asyncio.Task[Any]], consumer: asyncio.Task[Any], stopper: asyncio.Task[Any]
+    ended: set[asyncio.Task[Any]], decided: asyncio.Task[Any] | None, stopper: asyncio.Task[Any]
 ) -> int:
+    """The exit code: a stop asked for, else the policy's (``decided``: the consumer, when
+    it ended with a code), else an internal error naming the task that ended."""
     if stopper in ended:
         log.info("stop requested: exiting 0")
         return exitcodes.CLEAN
-    if consumer in ended and not consumer.cancelled() and consumer.exception() is None:
-        return int(consumer.result())
+    if decided is not None:
+        return int(decided.result())
     for task in ended:
         error = task.exception() if not task.cancelled() else None
         log.error(
