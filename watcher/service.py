@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from watcher.kube.event_reporter import EventReporter
 from watcher.kube.events import EventPoster
 from watcher.kube.monitor import KubeMonitor
 from watcher.kube.setup import open_api
+from watcher.logs.inotify_release import drop_inotify_watches
 from watcher.logs.monitor import LogMonitor
 from watcher.monitor_setup import build_monitors
 from watcher.pipeline import OnExit, Pipeline
@@ -76,7 +77,7 @@ async def serve(
                     "(see the log line above: KUBECONFIG or an in-cluster service account)"
                 ]
             )
-        parts = Parts(clock, session, api, shared, os.environ)
+        parts = Parts(clock, session, api, shared, os.environ, drop_inotify_watches)
         runtime = build_runtime(config, parts, resources, on_exit)
     except BaseException:
         await resources.aclose()
@@ -93,6 +94,9 @@ class Parts:
     api: KubeApi | None = None
     launcher: SharedDir | None = None
     environ: Mapping[str, str] | None = None
+    before_exit: Callable[[], object] | None = None
+    """Called once an exit is certain (the process's: `drop_inotify_watches`); a test
+    that runs several watchers in one process leaves it out."""
 
 
 def build_runtime(
@@ -193,6 +197,7 @@ def _actions(
         evict=None if api is None else api.evict,
         launcher=parts.launcher,
         gang=None if gang is None else gang.coordinator,
+        before_exit=parts.before_exit,
     )
 
 

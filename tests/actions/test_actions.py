@@ -33,6 +33,8 @@ def make_actions(
     term: Path | None,
     saved: list[int],
     launcher: SharedDir | None = None,
+    *,
+    before_exit: Callable[[], object] | None = None,
 ) -> Actions:
     def save_cursors() -> Callable[[], object]:
         return lambda: saved.append(1)
@@ -40,7 +42,7 @@ def make_actions(
     return Actions(
         ActionConfig(restart_exit_code=88, termination_log=term, timeout=0.5),
         ledger=Ledger(tmp_path, clock=clock), clock=clock, save_cursors=save_cursors,
-        launcher=launcher,
+        launcher=launcher, before_exit=before_exit,
     )  # fmt: skip
 
 
@@ -94,6 +96,22 @@ async def test_hold_is_recorded_and_keeps_running(tmp_path: Path, clock: FakeClo
     assert await actions.carry_out(decision(Action.HOLD)) == Outcome()
     assert [e["action"] for e in ledger_lines(tmp_path)] == ["hold"]
     assert not (tmp_path / "term").exists()
+
+
+async def test_the_hook_before_an_exit_runs_once_the_exit_is_certain(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    calls: list[int] = []
+
+    def before_exit() -> None:  # the restart is on the record by then
+        calls.append(len(ledger_lines(tmp_path)))
+
+    actions = make_actions(tmp_path, clock, tmp_path / "term", [], before_exit=before_exit)
+    assert await actions.carry_out(decision(Action.HOLD)) == Outcome()
+    assert await actions.carry_out(decision(dry=True)) == Outcome()
+    assert calls == []
+    assert (await actions.carry_out(decision())).exit_code == 88
+    assert calls == [2]  # the hold, then the restart
 
 
 async def test_dry_run_and_warnings_write_nothing(tmp_path: Path, clock: FakeClock) -> None:

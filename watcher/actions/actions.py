@@ -64,8 +64,12 @@ class Actions:
         evict: Callable[[], Awaitable[None]] | None = None,
         launcher: SharedDir | None = None,
         gang: GangHook | None = None,
+        before_exit: Callable[[], object] | None = None,
     ) -> None:
+        """``before_exit``: called once an exit is certain, before the last words (it
+        drops the inotify watches, whose release would otherwise slow the exit)."""
         self._config = config
+        self._before_exit = before_exit
         self._gang = gang
         self._ledger = ledger
         self._clock = clock
@@ -116,6 +120,8 @@ class Actions:
             decision.explanation,
             extra={"fields": {**log_fields(decision), "ledger_id": entry.id}},
         )
+        if self._before_exit is not None:  # from here on the watcher exits, 88 or 0
+            self._before_exit()
         steps = [*steps, self._drain_events(deadline), self._annotate(decision, entry)]
         if decision.verdict is None:
             steps.append(self._verdict(replace(decision, verdict="restart"), self._left(deadline)))
