@@ -25,6 +25,7 @@ from watcher.config.load import ConfigError
 from watcher.pipeline import Pipeline
 from watcher.reporting.server import HttpServer
 from watcher.state.cursor_keeper import CursorKeeper
+from watcher.tasks import finished_cleanly
 
 log = logging.getLogger("watcher")
 
@@ -71,7 +72,7 @@ class Runtime:
         decided = False
         try:
             ended = await tasks.first_to_end()
-            decided = consumer in ended and not consumer.cancelled() and not consumer.exception()
+            decided = consumer in ended and finished_cleanly(consumer)
             code = _outcome(ended, consumer if decided else None, stopper)
         finally:
             await self._stop(decided=decided, clean=code == exitcodes.CLEAN)
