@@ -8,14 +8,18 @@ from hypothesis import strategies as st
 from watcher.logs.lines import OVERLAP, Block, LineAssembler
 
 
-def feed_all(lines: LineAssembler, stream: bytes, sizes: list[int]) -> Iterator[Block]:
-    """Feed ``stream`` in pieces of the given sizes (cycled), yielding the blocks."""
+def feed_all(
+    lines: LineAssembler, stream: bytes, sizes: list[int], *, reread: bool = False
+) -> Iterator[Block]:
+    """Feed ``stream`` in pieces of the given sizes (cycled), yielding the blocks; with
+    ``reread``, each read begins at the unfinished line, as `Tail` reads."""
     at = 0
     index = 0
     while at < len(stream):
         size = sizes[index % len(sizes)] if sizes else len(stream)
         index += 1
-        block = lines.feed(stream[at : at + size], at)
+        again = lines.pending if reread else 0
+        block = lines.feed(stream[at - again : at + size], at - again, with_carry=again > 0)
         at += size
         if block is not None:
             yield block
@@ -128,20 +132,6 @@ def test_any_stream_is_scanned_exactly_once_in_bounded_memory(
         assert last.data[last.seen : last.end] == unscanned
 
 
-def feed_rereading(lines: LineAssembler, stream: bytes, sizes: list[int]) -> Iterator[Block]:
-    """As `feed_all`, but each read begins at the unfinished line, as `Tail` reads."""
-    at = 0
-    index = 0
-    while at < len(stream):
-        size = sizes[index % len(sizes)] if sizes else len(stream)
-        index += 1
-        again = lines.pending
-        block = lines.feed(stream[at - again : at + size], at - again, with_carry=again > 0)
-        at += size
-        if block is not None:
-            yield block
-
-
 def lines_of(blocks: Iterator[Block]) -> list[tuple[bytes, int, int, int | None, int | None]]:
     return [(b.data[: b.end], b.base, b.seen, b.report_before, b.cut_line_at) for b in blocks]
 
@@ -155,7 +145,7 @@ def test_reading_the_unfinished_line_again_gives_the_same_blocks(
 ) -> None:
     stream = b"".join(pieces)
     plain = lines_of(feed_all(LineAssembler(512), stream, sizes))
-    assert lines_of(feed_rereading(LineAssembler(512), stream, sizes)) == plain
+    assert lines_of(feed_all(LineAssembler(512), stream, sizes, reread=True)) == plain
 
 
 def test_carried_bytes_win_over_a_rewrite_in_place() -> None:
