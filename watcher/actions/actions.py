@@ -124,10 +124,10 @@ class Actions:
             self._before_exit()
         steps = [*steps, self._drain_events(deadline), self._annotate(decision, entry)]
         if decision.verdict is None:
-            steps.append(self._verdict(replace(decision, verdict="restart"), self._left(deadline)))
+            steps.append(self._verdict(replace(decision, verdict="restart"), left(deadline)))
         steps += self._files(decision, entry, deadline, cursors=True)
         try:
-            await self._together(steps, deadline)
+            await together(steps, deadline)
         except asyncio.CancelledError:  # SIGTERM during the last words: no restart after all
             await self._taken_back(decision, entry)
             raise
@@ -155,7 +155,7 @@ class Actions:
         """Append the restart to the ledger, or say why it was not taken."""
         try:
             await call_with_deadline(
-                lambda: self._ledger.append(entry), self._left(deadline), "last-words-ledger"
+                lambda: self._ledger.append(entry), left(deadline), "last-words-ledger"
             )
         except (OSError, TimeoutError) as exc:
             problem = str(exc) or type(exc).__name__
@@ -181,7 +181,7 @@ class Actions:
             steps.append(
                 self._blocking("stop", lambda: launcher.ask_stop(start, reason, grace), deadline)
             )
-        await self._together(steps, deadline)
+        await together(steps, deadline)
         return Outcome()
 
     async def _evict_pod(self, decision: Decision) -> Outcome:
@@ -203,8 +203,7 @@ class Actions:
         log.error("holding: %s", decision.explanation, extra={"fields": log_fields(decision)})
         deadline = asyncio.get_running_loop().time() + self._config.timeout
         entry = self._entry(decision, exit_code=None)
-        await self._together([self._record(entry, deadline), self._annotate(decision, entry)],
-                             deadline)  # fmt: skip
+        await together([self._record(entry, deadline), self._annotate(decision, entry)], deadline)
         return Outcome()
 
     async def _count(self, decision: Decision) -> Outcome:
@@ -278,7 +277,7 @@ class Actions:
 
     async def _drain_events(self, deadline: float) -> None:
         if self._events is not None:
-            await self._events(self._left(deadline))
+            await self._events(left(deadline))
 
     def _restart_number(self, decision: Decision) -> int | None:
         used = decision.details.get("restarts_in_window")
@@ -289,12 +288,6 @@ class Actions:
 
     async def _blocking(self, name: str, fn: Callable[[], object], deadline: float) -> None:
         await blocking_step(name, fn, deadline, self._config.timeout)
-
-    async def _together(self, steps: list[Coroutine[Any, Any, None]], deadline: float) -> None:
-        await together(steps, deadline)
-
-    def _left(self, deadline: float) -> float:
-        return left(deadline)
 
     def _setback(self, reason: str, message: str) -> Finding:
         return Finding(
