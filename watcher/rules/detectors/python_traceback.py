@@ -49,6 +49,10 @@ _EXCEPTION = compile_pattern(
 _PREFIX = r"(?:\S{1,64}: ?)?(?:\[[^\]]{0,64}\]:? ?)?"
 """A logger's or launcher's tag in front of a line: ``rank3: ``, ``[default0]:``."""
 _ORPHAN = compile_pattern(rf"^{_PREFIX}{_NAME}[A-Z]\w*(?:Error|Exception)(?:\([\w.]*\))?: ")
+_NOT_PYTHON = compile_pattern(r"(?:^|[\s\]:])(?:LustreError|LNetError): ")
+"""Tags that look like an exception line but are the kernel's: Lustre's and LNet's
+console messages (``LustreError: 11-0: ... failed: rc = -107``), mostly a client's
+recoverable complaints, which the storage rules judge on their own."""
 _IGNORED = b"Exception ignored in"
 _TOP_LEVEL = (b"<module>", b"_run_module_as_main")
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
@@ -142,7 +146,7 @@ class TracebackDetector:
             return None
         self._idle(state, None)
         orphan = _ORPHAN.search(line)
-        if orphan is None or state.quiet or state.ignored:
+        if orphan is None or state.quiet or state.ignored or _NOT_PYTHON.search(line):
             return None
         state.quiet = IDLE_LIMIT
         return int(orphan.end()) - len(orphan.group(0).lstrip(b"[]:. \t0123456789"))
