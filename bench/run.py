@@ -23,13 +23,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import corpus, idle_probes, probes, proc, report, scan, scenarios
+from bench import idle_probes, probes, proc, report, scan_section, scenarios
 from bench.profiles import PROFILES, Profile
 from bench.report import Result
-from watcher.rules.matcher import RuleMatcher
-from watcher.rules.packs import load_pack
 
-MB = 1_000_000
+MB = scan_section.MB
 SECTIONS = ("scan", "ready", "exit", "idle", "sustained")
 
 
@@ -47,63 +45,6 @@ class Bench:
 
     def check(self, section: str, passed: str) -> None:
         self.checks.append(f"{section}: {passed}")
-
-    def throughput(self, workdir: Path) -> None:
-        p = self.profile
-        main, adversarial = workdir / "train.log", workdir / "nccl-info.log"
-        start = time.perf_counter()
-        corpus.training_corpus(main, int(p.corpus_mb * MB))
-        corpus.nccl_info_corpus(adversarial, int(p.adversarial_mb * MB))
-        self.raw["corpus_generation_s"] = time.perf_counter() - start
-        patterns = scan.bench_patterns()
-        matcher = RuleMatcher(scan.bench_rules(patterns))
-        for label, path in (("main", main), ("NCCL INFO only", adversarial)):
-            report.progress(f"scan: {label} corpus, {path.stat().st_size / MB:.1f} MB")
-            try:
-                t = scan.compare_with_grep(path, matcher, p.scan_runs)
-            except scan.CorrectnessError as exc:
-                detail = scan.mismatch_detail(path, patterns)
-                self.failures.append(f"scan {label}: {exc}; {detail}")
-                continue
-            self.raw[f"scan_{label}"] = asdict(t)
-            self.check("scan", f"{label}: {t.matching_lines} matching lines, as grep -E -f")
-            size = f"{t.size / MB:.1f} MB, {len(patterns)} rules, {t.matching_lines} lines match"
-            self.add(
-                Result("scan", f"{label}: grep -E -f", t.grep_mb_s, "MB/s", detail=size),
-                Result("scan", f"{label}: ours", t.ours_mb_s, "MB/s", detail="count = grep's"),
-                Result("scan", f"{label}: ours / grep", t.ratio, "x", (">=", 0.5)),
-            )
-        plain = scan.throughput_only(main, RuleMatcher(matcher.rules, prefilter=False), p.scan_runs)
-        self.add(
-            Result(
-                "scan",
-                "main: ours without the literal prefilter",
-                plain.ours_mb_s,
-                "MB/s",
-                detail=f"one RE2 automaton over each block; {plain.matching_lines} lines match",
-            )
-        )
-        pack = load_pack("nccl")
-        t = scan.throughput_only(main, RuleMatcher(pack), p.scan_runs)
-        self.add(
-            Result(
-                "scan",
-                "main: built-in nccl pack",
-                t.ours_mb_s,
-                "MB/s",
-                detail=f"{len(pack)} rules, {t.matching_lines} lines match",
-            )
-        )
-        t = scan.throughput_only(main, None, p.scan_runs)
-        self.add(
-            Result(
-                "scan",
-                "main: read + lines, no rules",
-                t.ours_mb_s,
-                "MB/s",
-                detail="floor of the read path",
-            )
-        )
 
     def ready(self) -> None:
         report.progress(f"time to ready: 1 cold + {self.profile.ready_runs} runs")
@@ -282,7 +223,7 @@ class Bench:
     def run(self, only: Collection[str] = SECTIONS) -> None:
         if "scan" in only:
             with tempfile.TemporaryDirectory(prefix="pod-watcher-corpus-") as tmp:
-                self.throughput(Path(tmp))
+                scan_section.run(self, Path(tmp))
         processes = {
             "ready": self.ready,
             "exit": self.exit_latency,
