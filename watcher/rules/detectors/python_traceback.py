@@ -49,10 +49,12 @@ _EXCEPTION = compile_pattern(
 _PREFIX = r"(?:\S{1,64}: ?)?(?:\[[^\]]{0,64}\]:? ?)?"
 """A logger's or launcher's tag in front of a line: ``rank3: ``, ``[default0]:``."""
 _ORPHAN = compile_pattern(rf"^{_PREFIX}{_NAME}[A-Z]\w*(?:Error|Exception)(?:\([\w.]*\))?: ")
-_NOT_PYTHON = compile_pattern(r"(?:^|[\s\]:])(?:LustreError|LNetError): ")
-"""Tags that look like an exception line but are the kernel's: Lustre's and LNet's
+_NOT_PYTHON = compile_pattern(rf"(?:^|[\s\]:])(?:LustreError|LNetError): |\.pyw?:\d+: {_NAME}\w+: ")
+"""Lines that look like an exception line but are none: the kernel's Lustre and LNet
 console messages (``LustreError: 11-0: ... failed: rc = -107``), mostly a client's
-recoverable complaints, which the storage rules judge on their own."""
+recoverable complaints, which the storage rules judge on their own; and a Python warning
+as the warnings module prints it (``train.py:31: DeprecationError: ...``, file and line
+in front of the category), whatever its category is called."""
 _IGNORED = b"Exception ignored in"
 _TOP_LEVEL = (b"<module>", b"_run_module_as_main")
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
